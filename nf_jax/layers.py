@@ -1,0 +1,205 @@
+"""Flax layers: :class:`SparseCascade`, a drop-in replacement for ``flax.linen.Dense``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nf_jax import kernels
+from nf_jax.kernels.xla_gather import stage_gather
+from nf_jax.topology import Topology
+
+INITS = ("depth_aware", "he", "glorot", "lecun_dense")
+
+# Target end-to-end gain of a cascade whose stages all carry skip edges (see SparseCascade).
+SKIP_CASCADE_GAIN = math.sqrt(2.0)
+
+
+def stage_init_variances(topology: Topology, init: str = "depth_aware") -> tuple[float, ...]:
+  """Per-stage weight variance ``sigma_s^2`` for the named init scheme.
+
+  ``depth_aware`` is derived in :class:`SparseCascade`. The others are the per-sublayer
+  schemes a user gets by treating each stage as an independent layer: ``he`` (``2 / f_s``),
+  ``glorot`` (``2 / (f_s + fan_out_s)``, fan-out = mean number of edges leaving an input) and
+  ``lecun_dense`` (``1 / n_in_s``, the fan-in of the dense layer the stage replaces; what
+  ``nn.Dense``'s default init would give).
+  """
+  if init not in INITS:
+    raise ValueError(f"init={init!r} is not one of {INITS}")
+  variances = []
+  skip_depth = sum(s is not None for s in topology.skips)
+  for table, skip, n_in in zip(topology.stages, topology.skips, topology.stage_n_in):
+    n_out, fan_in = table.shape
+    if init == "he":
+      variances.append(2.0 / fan_in)
+    elif init == "glorot":
+      variances.append(2.0 / (fan_in + table.size / n_in))
+    elif init == "lecun_dense":
+      variances.append(1.0 / n_in)
+    elif skip is None:
+      variances.append(1.0 / fan_in)
+    else:
+      per_stage_gain = SKIP_CASCADE_GAIN ** (1.0 / skip_depth)
+      skip_gain = 1.0 / skip.shape[1]
+      variances.append(max(per_stage_gain - skip_gain, 0.0) / fan_in)
+  return tuple(variances)
+
+
+class SparseCascade(nn.Module):
+  """A priori sparse cascade ``y = x @ M_0 @ ... @ M_{D-1} + b`` that replaces ``nn.Dense``.
+
+  Params: ``stage_{s}`` of shape ``topology.stages[s].shape == [n_out_s, fan_in_s]`` (weights
+  only, no indices: the topology holds them statically) and ``bias: [n_out]``.
+
+  Depth-aware init (``weight_init="depth_aware"``, the default). With zero-mean independent weights
+  and inputs of variance ``v``, cross terms between different paths vanish in expectation
+  (two distinct paths differ in at least one weight, which then appears once in the product),
+  so ``Var(y_j) = v * sum over paths i -> j of prod_s c_s^2``, with ``c_s^2 = sigma_s^2`` for a
+  weighted edge and ``1 / r_s^2`` for a skip edge of a stage with ``r_s`` skip edges per
+  output. On a regular stage (every output has fan-in ``f_s``) the per-stage gain is
+
+      g_s = f_s * sigma_s^2 + 1 / r_s        (the second term only with skip edges).
+
+  * Without skips, ``sigma_s^2 = 1 / f_s`` gives ``g_s = 1``: the variance is preserved for
+    every depth D. (Per-sublayer He, ``2 / f_s``, gives ``2^D``; the dense-layer default,
+    ``1 / n_in``, gives ``(f / n)^D``; both leave any fixed band quickly.)
+  * With skips, ``g_s >= 1 / r_s`` whatever ``sigma``; with identity skips (``r_s = 1``) the
+    variance can only grow, so we aim the whole cascade at a fixed gain ``G = sqrt(2)``
+    (the geometric centre of ``[1, 2]``) independent of depth:
+    ``sigma_s^2 = (G^(1 / D_skip) - 1 / r_s) / f_s``. Per-sublayer He or Glorot instead give
+    ``g_s >= 2``, i.e. ``2^D``.
+
+  The variance alone is not enough at depth: a product of D independent Gaussian factors keeps
+  ``E[gain] = 1`` but its typical gain drifts like ``exp(D * lambda)`` with a negative Lyapunov
+  exponent ``lambda`` (Saxe et al., ICLR 2014; Pennington et al., NeurIPS 2017); for a radix-2
+  butterfly the signal falls to ~3% of its variance after 64 Gaussian stages. Stages whose rows
+  come in groups that gather the *same* inputs (butterfly, block-diagonal, Clos, dense) are
+  therefore drawn as scaled random (semi-)orthogonal blocks, which realise ``g_s`` exactly
+  rather than in expectation. Rows with unshared inputs (``random``) keep Gaussian weights.
+
+  Nonlinearity between sublayers (``activation``) is off by default: the cascade is a
+  *factorisation of one linear layer* (NeuroFabric's premise), so its product must be able to
+  represent a dense matrix; a ReLU after each of ``log_k n`` sparse stages zeroes about half of
+  the few paths each output has and breaks that equivalence (and the dense reference).
+
+  Attributes:
+    topology: the static tables (hashable; jitted callers specialise once per topology).
+    use_bias: add a bias ``[n_out]``.
+    dtype: computation dtype (default: inferred from inputs and params).
+    param_dtype: dtype of the stage weights and bias.
+    weight_init: one of ``INITS``.
+    bias_init: initializer for the bias.
+    activation: optional nonlinearity applied between sublayers (not after the last).
+    impl: kernel implementation for :func:`nf_jax.kernels.cascade_matmul`.
+    interpret: run Pallas kernels in interpreter mode (CPU tests).
+  """
+
+  topology: Topology
+  use_bias: bool = True
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  weight_init: str = "depth_aware"
+  bias_init: Callable[..., jax.Array] = nn.initializers.zeros_init()
+  activation: Callable[[jax.Array], jax.Array] | None = None
+  impl: str = "auto"
+  interpret: bool = False
+
+  @property
+  def features(self) -> int:
+    """Output width, as ``nn.Dense.features``."""
+    return self.topology.n_out
+
+  def _stage_weights(self) -> list[jax.Array]:
+    variances = stage_init_variances(self.topology, self.weight_init)
+    weights = []
+    for s, (table, var) in enumerate(zip(self.topology.stages, variances)):
+      if self.weight_init == "depth_aware":
+        init = _isometric_block_init(table, var)
+      else:
+        init = nn.initializers.normal(stddev=float(np.sqrt(var)))
+      weights.append(self.param(f"stage_{s}", init, table.shape, self.param_dtype))
+    return weights
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """``x: [..., n_in] -> [..., n_out]``."""
+    if x.shape[-1] != self.topology.n_in:
+      raise ValueError(
+        f"x.shape={tuple(x.shape)} does not match the topology's n_in={self.topology.n_in}"
+      )
+    weights = self._stage_weights()
+    bias = (
+      self.param("bias", self.bias_init, (self.topology.n_out,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
+    x, bias, *weights = nn.dtypes.promote_dtype(x, bias, *weights, dtype=self.dtype)
+    if self.activation is None:
+      y = kernels.cascade_matmul(x, weights, self.topology, self.impl, interpret=self.interpret)
+    else:
+      lead = x.shape[:-1]
+      h = x.reshape(-1, self.topology.n_in)
+      for s, (w, table, skip) in enumerate(zip(weights, self.topology.stages, self.topology.skips)):
+        h = stage_gather(h, w, table, skip)
+        if s < self.topology.depth - 1:
+          h = self.activation(h)
+      y = h.reshape(*lead, self.topology.n_out)
+    if bias is not None:
+      y = y + bias
+    return y
+
+  def to_dense(self) -> jax.Array:
+    """The linear part as a dense ``[n_in, n_out]`` matrix (requires bound params).
+
+    Only defined without ``activation``. Use as
+    ``SparseCascade(t).apply(variables, method="to_dense")``.
+    """
+    if self.activation is not None:
+      raise ValueError("to_dense() is undefined with an activation between sublayers")
+    weights = [self.get_variable("params", f"stage_{s}") for s in range(self.topology.depth)]
+    return kernels.cascade_dense_matrix(weights, self.topology)
+
+
+def _row_groups(table: np.ndarray) -> np.ndarray | None:
+  """``int[groups, rows_per_group]`` of rows with identical input lists, or None if irregular."""
+  _, group_of, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+  if counts.min() < 2 or counts.min() != counts.max():
+    return None
+  return np.argsort(group_of.reshape(-1), kind="stable").reshape(counts.size, counts[0])
+
+
+def _isometric_block_init(table: np.ndarray, variance: float) -> Callable[..., jax.Array]:
+  """Initializer drawing each group of rows that share inputs as a scaled orthogonal block.
+
+  A group of r rows over the same c inputs gets a random ``[r, c]`` block with orthonormal
+  rows (r <= c) or columns (r > c), scaled so that each output's variance gain is
+  ``c * variance`` as in the Gaussian case. Irregular tables fall back to that Gaussian (this
+  is the scheme's definition for unshared rows, not an error path).
+  """
+  groups = _row_groups(table)
+  n_out, fan_in = table.shape
+  gaussian = nn.initializers.normal(stddev=float(np.sqrt(variance)))
+  if groups is None:
+    return gaussian
+  num_groups, rows = groups.shape
+  branch_gain = fan_in * variance
+  scale = float(np.sqrt(branch_gain * max(1.0, rows / fan_in)))
+
+  def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    tall, wide = max(rows, fan_in), min(rows, fan_in)
+    draws = jax.random.normal(key, (num_groups, tall, wide), jnp.float32)
+    q, r = jnp.linalg.qr(draws)
+    q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]  # Haar, not QR-biased
+    blocks = q if rows > fan_in else jnp.swapaxes(q, -1, -2)  # [groups, rows, fan_in]
+    weight = (
+      jnp.zeros(shape, jnp.float32).at[groups.reshape(-1)].set(blocks.reshape(-1, fan_in) * scale)
+    )
+    return weight.astype(dtype)
+
+  return init
