@@ -1,0 +1,1 @@
+"""Hardware co-design: a cycle-level systolic-fabric simulator in vectorised JAX."""
