@@ -53,21 +53,50 @@ def family_params(name: str, values: dict[str, Any]) -> dict[str, Any]:
   return {k: values[k] for k in _FAMILY_FLAGS[name] if values.get(k) is not None}
 
 
-def save_heatmap(stats: topology.PathStats, title: str, path: str) -> None:
-  """Writes the block-averaged path-count heat map as a PNG."""
+def _short_title(t: topology.Topology) -> str:
+  params = {k: v for k, v in t.params().items() if k not in ("n", "n_in")}
+  shape = f"{t.n_in}->{t.n_out}"
+  return f"{t.name} {shape}\n" + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def _draw_heatmap(ax: Any, t: topology.Topology, stats: topology.PathStats) -> Any:
+  image = ax.imshow(
+    stats.heatmap,
+    aspect="auto",
+    cmap="viridis",
+    interpolation="nearest",
+    extent=(0, t.n_out, t.n_in, 0),
+  )
+  ax.set_xlabel("output index")
+  ax.set_ylabel("input index")
+  ax.set_title(_short_title(t), fontsize=8)
+  return image
+
+
+def save_heatmaps(
+  results: Sequence[tuple[topology.Topology, topology.PathStats]], workdir: str
+) -> None:
+  """One PNG per topology (``<name>.png``) plus ``heatmaps.png`` with all of them side by side.
+
+  Path counts are block-averaged to at most 256 x 256 cells; colour = paths per pair.
+  """
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, ax = plt.subplots(figsize=(5.5, 4.5))
-  image = ax.imshow(stats.heatmap, aspect="auto", cmap="viridis", interpolation="nearest")
-  ax.set_xlabel("output (block-averaged)")
-  ax.set_ylabel("input (block-averaged)")
-  ax.set_title(title, fontsize=9)
-  fig.colorbar(image, ax=ax, label="paths per (input, output) pair")
+  for t, stats in results:
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig.colorbar(_draw_heatmap(ax, t, stats), ax=ax, label="paths per (input, output) pair")
+    fig.tight_layout()
+    io_utils.atomic_savefig(fig, os.path.join(workdir, f"{t.name}.png"), dpi=110)
+    plt.close(fig)
+  fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.0), squeeze=False)
+  for ax, (t, stats) in zip(axes[0], results):
+    fig.colorbar(_draw_heatmap(ax, t, stats), ax=ax, fraction=0.046)
+  fig.suptitle("Path counts per (input, output) pair", fontsize=10)
   fig.tight_layout()
-  io_utils.atomic_savefig(fig, path)
+  io_utils.atomic_savefig(fig, os.path.join(workdir, "heatmaps.png"), dpi=110)
   plt.close(fig)
 
 
@@ -77,6 +106,7 @@ def report(
   """Builds each topology, prints its metrics and writes metrics.json plus heat maps."""
   os.makedirs(workdir, exist_ok=True)
   rows = []
+  built: list[tuple[topology.Topology, topology.PathStats]] = []
   header = (
     f"{'topology':<22}{'depth':>6}{'fan_in':>10}{'params':>11}{'density':>9}"
     f"{'connect':>9}{'paths mean':>12}{'min':>7}{'max':>9}{'cv':>8}{'entropy':>9}{'s':>7}"
@@ -95,10 +125,13 @@ def report(
       f"{stats.connectivity:>9.4f}{stats.mean:>12.4g}{stats.min:>7.3g}{stats.max:>9.4g}"
       f"{stats.cv:>8.3f}{stats.entropy:>9.4f}{seconds:>7.2f}"
     )
-    save_heatmap(stats, repr(t), os.path.join(workdir, f"{name}.png"))
+    built.append((t, stats))
     rows.append({"name": name, "spec": t.params(), **stats.as_dict(), "seconds": seconds})
+  save_heatmaps(built, workdir)
   io_utils.atomic_write_text(os.path.join(workdir, "metrics.json"), json.dumps(rows, indent=2))
-  print(f"\nwrote {len(rows)} heat maps and metrics.json to {os.path.abspath(workdir)}")
+  print(
+    f"\nwrote {len(rows)} heat maps, heatmaps.png and metrics.json to {os.path.abspath(workdir)}"
+  )
   return rows
 
 
