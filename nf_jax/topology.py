@@ -479,7 +479,7 @@ def make(name: str, n: int, *, n_in: int | None = None, **params: Any) -> Topolo
   Example:
     >>> t = make("parallel_butterfly", n=1024, radix=2, width=4, skip=True)
     >>> t.depth, t.num_params
-    (10, 86016)
+    (10, 81920)
   """
   if name not in _BUILDERS:
     raise ValueError(f"name={name!r} is not a topology family; choose one of {FAMILIES}")

@@ -216,3 +216,10 @@ def test_other_bad_inputs():
     T.make("random", 64)
   with pytest.raises(ValueError, match=r"skip='yes' must be True or False"):
     T.make("butterfly", 64, skip="yes")
+
+
+def test_docstring_examples_run():
+  import doctest
+
+  result = doctest.testmod(T, verbose=False)
+  assert result.attempted >= 1 and result.failed == 0
