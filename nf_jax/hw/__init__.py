@@ -3,7 +3,14 @@
 from nf_jax.hw.config import DATAFLOWS as DATAFLOWS
 from nf_jax.hw.config import PRECISIONS as PRECISIONS
 from nf_jax.hw.config import HwConfig as HwConfig
+from nf_jax.hw.config import describe as describe
 from nf_jax.hw.config import grid as grid
 from nf_jax.hw.config import make_config as make_config
+from nf_jax.hw.config import take as take
+from nf_jax.hw.fabric import gemm_layer as gemm_layer
+from nf_jax.hw.fabric import simulate as simulate
 from nf_jax.hw.gemm import simulate_gemm as simulate_gemm
 from nf_jax.hw.gemm import simulate_gemm_cycles as simulate_gemm_cycles
+from nf_jax.hw.workload import Workload as Workload
+from nf_jax.hw.workload import gemm_workload as gemm_workload
+from nf_jax.hw.workload import make_workload as make_workload

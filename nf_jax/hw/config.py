@@ -111,7 +111,8 @@ def make_config(
     if not np.all(np.isfinite(arr) | (name == "dram_bw_gbs")) or np.any(np.isnan(arr)):
       raise ValueError(f"{name}={value!r} must be finite (only dram_bw_gbs may be inf)")
     if np.any(arr <= 0):
-      bad = arr[arr <= 0].ravel()[0]
+      bad = arr[arr <= 0].ravel()[0].item()
+      bad = int(bad) if float(bad).is_integer() else bad
       raise ValueError(f"{name}={bad!r} must be positive (e.g. {name}=32)")
     if name in _INT_FIELDS and np.any(arr != np.round(arr)):
       raise ValueError(f"{name}={value!r} must be an integer")

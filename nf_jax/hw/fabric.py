@@ -1,0 +1,344 @@
+"""The batched simulator: ``simulate(configs, workload)`` runs ``jit(vmap)`` over configs.
+
+Dense layers (GEMMs) run on the ``rows x cols`` systolic array with the config's dataflow.
+Their compute schedule is SCALE-Sim's (see :mod:`nf_jax.hw.gemm`); memory is an event-level
+``lax.scan`` over the fold classes of the schedule (full/partial row fold x full/partial column
+fold, in SCALE-Sim's loop order), carrying explicit state: the cycle counter, the DRAM words read
+and written so far, and the stall cycles charged to each operand. Each fold prefetches its operand
+tiles into the half of the SRAM that is not in use (double buffering, SCALE-Sim's 50 % active
+fraction) while the previous fold computes, so a fold stalls by ``max(0, words / bw - L)`` cycles;
+the first fold's operands load before compute starts and the last fold's outputs drain after it.
+An operand whose whole matrix fits in half its SRAM is fetched from DRAM once; otherwise it is
+re-fetched on every reuse pass (a too-small SRAM is simulated by streaming, never rejected).
+With unlimited bandwidth (``dram_bw_gbs = inf``, SCALE-Sim CALC mode) the scan gives exactly
+SCALE-Sim's ``total_cycles``; the tests check that.
+
+Where the stall model differs from SCALE-Sim's USER mode: SCALE-Sim 3.0.0 replays every demand line
+through read buffers with a request queue and bank ports, fetches by address sets, and takes its
+read bandwidth from the layout section (``IfmapSRAMBankBandwidth``) rather than ``Bandwidth``; we
+charge bytes against one shared DRAM channel per fold. Our USER-mode cycles land within a small
+factor of its numbers (the tests bound the ratio; the benchmark prints it), not exactly.
+
+Cascade stages (sparse layers) run on the same PEs viewed as ``cols`` PE columns of ``rows`` PEs,
+joined by radix-``k`` butterfly networks. The mapping:
+
+* Stage ``s`` of a cascade runs on column ``q = s mod cols`` (round robin when depth > cols).
+* Output lane ``j`` of stage ``s`` is computed by PE ``p = j mod rows`` of that column, in round
+  ``j // rows``: during the ``fan_in + r`` cycles of the round, at cycle ``i`` the PE multiplies
+  ``W_s[j, i]`` by ``h[table[j, i]]`` (then adds the ``r`` skip lanes), one MAC per cycle.
+* The value ``h[v]`` was produced by PE ``v mod rows`` of the previous column and reaches PE ``p``
+  through ``ceil(log_k rows)`` switch levels of the butterfly (one pipeline register per level);
+  radix-``k`` butterfly stage tables are exactly the permutations such a network routes without
+  conflicts. For other families we do not model switch conflicts.
+* Weights ``W_s`` live in column ``q``'s bank of the filter SRAM (PE ``p`` reads the rows
+  ``j = p mod rows``). If all weights of the workload do not fit in the filter SRAM they are
+  streamed from DRAM once per batch, overlapped with compute (latency = max of the two); the
+  cycles by which that DRAM traffic (weights plus activation I/O) exceeds compute are reported as
+  ``stall_cascade_dram``.
+* Samples stream through the columns back to back, so a batch of ``B`` takes
+  ``fill + (B - 1) * interval`` cycles, where ``interval`` is the busiest column's cycles per
+  sample and ``fill`` the sum of all stage times plus the network latency.
+
+All counts are float32 inside jit (exact for integers below 2**24; cycles of huge workloads are
+rounded relatively by < 1e-7).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nf_jax.hw import energy as E
+from nf_jax.hw.config import PRECISION_BYTES, HwConfig
+from nf_jax.hw.gemm import gemm_closed_form, operand_dims
+from nf_jax.hw.workload import Workload
+
+F32 = jnp.float32
+
+
+def _cdiv(a: Any, b: Any) -> Any:
+  return jnp.ceil(a / b)
+
+
+def gemm_layer(cfg: HwConfig, m: Any, n: Any, k: Any) -> dict:
+  """One GEMM on one config (scalars; vmap for batches): cycles, stalls, SRAM/DRAM words.
+
+  Returns:
+    dict of float32 scalars: ``cycles`` (SCALE-Sim convention: last cycle index), ``compute_cycles``
+    (the stall-free schedule), ``stall_ifmap``/``stall_filter``/``stall_ofmap``, ``ifmap_sram``,
+    ``filter_sram``, ``ofmap_sram`` (SRAM accesses), ``dram_read``, ``dram_write`` (words),
+    ``macs``.
+  """
+  r, c, df = cfg.rows.astype(F32), cfg.cols.astype(F32), cfg.dataflow
+  m, n, k = (jnp.asarray(x, F32) for x in (m, n, k))
+  cf = gemm_closed_form(jnp, m, n, k, r, c, df)
+  sr, sc, t = operand_dims(jnp, m, n, k, df)
+  fr, fc, lines = cf["row_folds"], cf["col_folds"], cf["fold_cycles"]
+  wbytes = jnp.asarray(PRECISION_BYTES, F32)[cfg.precision]
+  bw = cfg.dram_bw_gbs / cfg.clock_ghz / wbytes  # words per cycle (GB/s / GHz = bytes/cycle)
+  half = 0.5 * 1024.0 / wbytes  # words per KiB, times SCALE-Sim's 50 % active buffer fraction
+  cap_if, cap_fl, cap_of = (
+    half * cfg.ifmap_sram_kb,
+    half * cfg.filter_sram_kb,
+    half * cfg.ofmap_sram_kb,
+  )
+  # Reuse: the streamed-along-rows operand (os/ws: ifmap, is: filter) is needed once per column
+  # fold; it comes from DRAM once if the whole matrix fits in (half) its SRAM.
+  stream_total = t * sr
+  stream_cap = jnp.where(df == 2, cap_fl, cap_if)
+  stream_reuse = jnp.where(stream_total <= stream_cap, 1.0 / fc, 1.0)
+  # os's filter column tile (t x C) serves fr consecutive folds if it fits.
+  os_b_reuse = jnp.where(t * c <= cap_fl, 1.0 / fr, 1.0)
+  # ws/is accumulate t x Sc partial sums across row folds; on chip if they fit, else spilled to
+  # DRAM after each row fold and read back for the next (2 - 1/fr words per final output).
+  psum_fits = t * sc <= cap_of
+  is_os = df == 0
+
+  def fold_words(used_r: Any, used_c: Any) -> tuple:
+    a = t * used_r * stream_reuse
+    b = jnp.where(is_os, t * used_c * os_b_reuse, used_r * used_c)
+    out = jnp.where(is_os, used_r * used_c, t * used_c)
+    o_w = jnp.where(is_os | psum_fits, out / jnp.where(is_os, 1.0, fr), out)
+    o_r = jnp.where(is_os | psum_fits | (fr == 1), 0.0, out * (1.0 - 1.0 / fr))
+    ifm = jnp.where(df == 2, b, a)
+    flt = jnp.where(df == 2, a, b)
+    return ifm, flt, o_w, o_r
+
+  last_r = sr - (fr - 1) * r
+  last_c = sc - (fc - 1) * c
+  # Fold classes in SCALE-Sim order (column folds outer): (used rows, used cols, multiplicity).
+  used_r = jnp.stack([r, last_r, r, last_r])
+  used_c = jnp.stack([c, c, last_c, last_c])
+  count = jnp.stack([(fc - 1) * (fr - 1), fc - 1, fr - 1, 1.0 + 0.0 * fr])
+
+  def event(carry: tuple, ev: tuple) -> tuple:
+    cycle, rd, wr, st_i, st_f, st_o = carry
+    ur, uc, cnt = ev
+    wi, wf, wo, wro = fold_words(ur, uc)
+    words = wi + wf + wo + wro
+    stall = jnp.maximum(words / bw - lines, 0.0)
+    share = stall / jnp.maximum(words, 1e-30)
+    cycle = cycle + cnt * (lines + stall)
+    return (
+      cycle,
+      rd + cnt * (wi + wf + wro),
+      wr + cnt * wo,
+      st_i + cnt * share * wi,
+      st_f + cnt * share * wf,
+      st_o + cnt * share * (wo + wro),
+    ), None
+
+  zero = jnp.zeros((), F32)
+  (cycle, rd, wr, st_i, st_f, st_o), _ = jax.lax.scan(event, (zero,) * 6, (used_r, used_c, count))
+  # Prologue: the first fold's operands, without reuse discounts, before any compute.
+  first_i = jnp.where(df == 2, used_r[0] * used_c[0], t * used_r[0])
+  first_f = jnp.where(
+    is_os, t * used_c[0], jnp.where(df == 1, used_r[0] * used_c[0], t * used_r[0])
+  )
+  pro = (first_i + first_f) / bw
+  epi = jnp.where(is_os, last_r * last_c, t * last_c) / bw  # drain of the last outputs
+  compute = cf["folds"] * lines - 1.0
+  cycles = cycle - 1.0 + pro + epi
+  return dict(
+    cycles=cycles,
+    compute_cycles=compute,
+    stall_ifmap=st_i + pro * first_i / jnp.maximum(first_i + first_f, 1.0),
+    stall_filter=st_f + pro * first_f / jnp.maximum(first_i + first_f, 1.0),
+    stall_ofmap=st_o + epi,
+    ifmap_sram=cf["ifmap_sram_reads"],
+    filter_sram=cf["filter_sram_reads"],
+    ofmap_sram=cf["ofmap_words"],
+    dram_read=rd,
+    dram_write=wr,
+    macs=m * n * k,
+  )
+
+
+def cascade_layers(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int]) -> dict:
+  """All cascade stages of a workload on one config: cycles, words, MACs (float32 scalars).
+
+  ``shape`` is the static ``(num_cascades, max_depth)`` of the workload.
+  """
+  n_casc, max_depth = shape
+  p, q = cfg.rows.astype(F32), cfg.cols.astype(F32)
+  n_out, fan, skip = (jnp.asarray(x, F32) for x in (wl.stage_n_out, wl.stage_fan_in, wl.stage_skip))
+  n_in = jnp.asarray(wl.stage_n_in, F32)
+  idx, casc = jnp.asarray(wl.stage_index), jnp.asarray(wl.stage_cascade)
+  per_out = fan + skip  # cycles per output: fan-in MACs, then the skip adds
+  stage_cyc = _cdiv(n_out, p) * per_out  # cycles per sample on its column
+  levels = jnp.maximum(
+    jnp.ceil(jnp.log(jnp.maximum(p, 1.0)) / jnp.log(cfg.radix.astype(F32)) - 1e-6), 1.0
+  )
+  hop = levels + 1.0  # switch levels + the column's output register
+  col = jnp.mod(idx, cfg.cols)
+  seg = casc * max_depth + col
+  col_load = jax.ops.segment_sum(stage_cyc, seg, num_segments=n_casc * max_depth)
+  interval = jnp.max(col_load.reshape(n_casc, max_depth), axis=1)
+  fill = jax.ops.segment_sum(stage_cyc + hop, casc, num_segments=n_casc)
+  compute = jnp.sum(fill + (batch - 1.0) * interval)
+  macs = batch * jnp.sum(n_out * fan)
+  adds = batch * jnp.sum(n_out * skip)
+  weights = jnp.sum(n_out * fan)
+  wbytes = jnp.asarray(PRECISION_BYTES, F32)[cfg.precision]
+  bw = cfg.dram_bw_gbs / cfg.clock_ghz / wbytes
+  fits = weights <= cfg.filter_sram_kb * 1024.0 / wbytes
+  # Activations enter once and leave once per sample; stage widths beyond the ifmap SRAM (two
+  # buffers per column) spill to DRAM and back.
+  first = idx == 0
+  io_words = batch * jnp.sum(jnp.where(first, n_in, 0.0))
+  last_out = jax.ops.segment_max(idx, casc, num_segments=n_casc)
+  out_words = batch * jnp.sum(jnp.where(idx == last_out[casc], n_out, 0.0))
+  spill = 2.0 * n_out * wbytes > cfg.ifmap_sram_kb * 1024.0 / jnp.maximum(q, 1.0)
+  spill_words = batch * jnp.sum(jnp.where(spill & (idx != last_out[casc]), 2.0 * n_out, 0.0))
+  stream = jnp.where(fits, 0.0, weights)
+  dram_read = io_words + stream + 0.5 * spill_words
+  dram_write = out_words + 0.5 * spill_words
+  mem = (dram_read + dram_write) / bw
+  cycles = jnp.maximum(compute, mem)
+  return dict(
+    cycles=cycles,
+    compute_cycles=compute,
+    stall_cascade_dram=cycles - compute,
+    macs=macs,
+    adds=adds,
+    filter_sram=macs,  # every MAC reads its weight from the column's bank
+    ifmap_sram=macs + adds,  # and its operand from the column's input FIFO
+    ofmap_sram=batch * jnp.sum(n_out),
+    hops=(macs + adds) * levels,
+    dram_read=dram_read,
+    dram_write=dram_write,
+  )
+
+
+def _one_config(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int]) -> dict:
+  """Everything for one config at one batch size (float32 scalars)."""
+  zero = jnp.zeros((), F32)
+  res = {
+    k: zero
+    for k in (
+      "cycles",
+      "compute_cycles",
+      "stall_ifmap",
+      "stall_filter",
+      "stall_ofmap",
+      "stall_cascade_dram",
+      "ifmap_sram",
+      "filter_sram",
+      "ofmap_sram",
+      "dram_read",
+      "dram_write",
+      "macs",
+      "adds",
+      "hops",
+    )
+  }
+  if np.shape(wl.gemm_nk)[0]:
+    nk = jnp.asarray(wl.gemm_nk, F32)
+    g = jax.vmap(lambda nn, kk: gemm_layer(cfg, batch, nn, kk))(nk[:, 0], nk[:, 1])
+    for key, v in g.items():
+      # SCALE-Sim's last-index convention is per layer; a workload's cycles are cycles + 1 each.
+      res[key] = res[key] + jnp.sum(v + (1.0 if key in ("cycles", "compute_cycles") else 0.0))
+  if np.shape(wl.stage_n_out)[0]:
+    cs = cascade_layers(cfg, wl, batch, shape)
+    for key, v in cs.items():
+      res[key] = res[key] + v
+  pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
+  prec, node = cfg.precision, cfg.tech_nm
+  e_pj = (
+    res["macs"] * E.mac_pj(prec, node)
+    + res["adds"] * E.add_pj(prec, node)
+    + res["ifmap_sram"] * E.sram_word_pj(cfg.ifmap_sram_kb, prec, node)
+    + res["filter_sram"] * E.sram_word_pj(cfg.filter_sram_kb, prec, node)
+    + res["ofmap_sram"] * E.sram_word_pj(cfg.ofmap_sram_kb, prec, node)
+    + (res["dram_read"] + res["dram_write"]) * E.dram_word_pj(prec)
+    + res["hops"] * E.hop_pj(cfg.radix, prec, node)
+  )
+  res["dynamic_energy_j"] = e_pj * 1e-12
+  res["ideal_cycles"] = res["macs"] / pes
+  return res
+
+
+def _area_mm2(cfg: HwConfig) -> dict:
+  pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
+  pe = pes * E.pe_um2(cfg.precision, cfg.tech_nm) * 1e-6
+  sram = sum(
+    E.sram_mm2(s, cfg.tech_nm) for s in (cfg.ifmap_sram_kb, cfg.filter_sram_kb, cfg.ofmap_sram_kb)
+  )
+  net = E.interconnect_um2(cfg.rows, cfg.cols, cfg.radix, cfg.precision, cfg.tech_nm) * 1e-6
+  return dict(
+    area_pe_mm2=pe, area_sram_mm2=sram, area_interconnect_mm2=net, area_mm2=pe + sram + net
+  )
+
+
+def _evaluate(cfg: HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
+  batch = jnp.asarray(wl.batch, F32)
+  full = _one_config(cfg, wl, batch, shape)
+  one = _one_config(cfg, wl, jnp.ones((), F32), shape)
+  area = _area_mm2(cfg)
+  hz = cfg.clock_ghz * 1e9
+  latency = full["cycles"] / hz
+  leak_w = E.LEAKAGE_W_PER_MM2 * area["area_mm2"] * E.energy_scale(cfg.tech_nm)
+  energy = full["dynamic_energy_j"] + leak_w * latency
+  pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
+  out = dict(
+    latency_s=latency,
+    latency_b1_s=one["cycles"] / hz,
+    throughput=batch / latency,
+    power_w=full["dynamic_energy_j"] / latency + leak_w,
+    leakage_w=leak_w,
+    energy_per_sample_j=energy / batch,
+    cycles=full["cycles"],
+    cycles_b1=one["cycles"],
+    utilization=full["macs"] / (full["cycles"] * pes),
+    stall_compute=full["ideal_cycles"],
+    stall_pipeline=full["compute_cycles"] - full["ideal_cycles"],
+    stall_memory=full["cycles"] - full["compute_cycles"],
+    stall_ifmap=full["stall_ifmap"],
+    stall_filter=full["stall_filter"],
+    stall_ofmap=full["stall_ofmap"],
+    stall_cascade_dram=full["stall_cascade_dram"],
+    dram_words=full["dram_read"] + full["dram_write"],
+    macs=full["macs"],
+  )
+  out.update(area)
+  return out
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _simulate_batched(cfg: HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
+  return jax.vmap(_evaluate, in_axes=(0, None, None))(cfg, wl, shape)
+
+
+def _bucket(n: int) -> int:
+  """Padded batch size: powers of two from 8, so populations of similar size share one compile."""
+  return max(8, 1 << (n - 1).bit_length())
+
+
+def simulate(configs: HwConfig, workload: Workload) -> dict[str, np.ndarray]:
+  """Simulates a workload on every config of a batch in one ``jit(vmap)`` call.
+
+  Args:
+    configs: a batched :class:`HwConfig` (fields ``[n]``; scalars are treated as ``n = 1``).
+    workload: a :class:`Workload` (dense GEMMs and cascade stages, run in order).
+
+  Returns:
+    dict of float32 arrays ``[n]``: ``latency_s`` (batch B) and ``latency_b1_s``, ``throughput``
+    (samples/s), ``power_w``, ``area_mm2`` (+ PE/SRAM/interconnect parts), ``energy_per_sample_j``,
+    ``utilization`` (useful MACs / (cycles x PEs)), ``cycles``, the stall breakdown
+    ``stall_compute`` (ideal MAC cycles) + ``stall_pipeline`` (fill, drain, unmapped PEs) +
+    ``stall_memory`` (= ``stall_ifmap + stall_filter + stall_ofmap + stall_cascade_dram``) =
+    ``cycles`` exactly, ``dram_words`` and ``macs``. ``cycles`` counts elapsed clocks: SCALE-Sim's
+    ``total_cycles`` (a last-cycle index) + 1 per layer.
+  """
+  fields = [np.atleast_1d(np.asarray(f)) for f in configs]
+  n = fields[0].shape[0]
+  pad = _bucket(n) - n  # repeat the last config; its results are dropped
+  cfg = HwConfig(*(jnp.asarray(np.concatenate([f, np.repeat(f[-1:], pad)])) for f in fields))
+  wl = Workload(*(jnp.asarray(f) for f in workload))
+  shape = (workload.num_cascades, workload.max_depth)
+  out = _simulate_batched(cfg, wl, shape)
+  return {k: np.asarray(v)[:n] for k, v in out.items()}
