@@ -1,0 +1,147 @@
+"""Benchmark: nf_jax.hw config evaluations per minute vs SCALE-Sim 3.0.0, measured in one run.
+
+For the 256x256x256 GEMM workload it measures, side by side:
+
+1. ``nf_jax.hw.simulate`` throughput: configs evaluated per minute in one ``jit(vmap)`` call over
+   a random population (rows, cols, dataflow, precision, SRAM, bandwidth), compile excluded and
+   reported separately (goal >= 100,000 per minute on 2 CPU cores);
+2. SCALE-Sim's seconds per config on the same GEMM (real ``scalesim`` 3.0.0, run in-process if it
+   imports, else through ``scripts/scalesim_oracle.py`` in the venv named by ``--scalesim_python``;
+   its in-process simulation time is used, not Python start-up), and the per-config speed ratio
+   (goal >= 1000x);
+3. exact agreement: for each SCALE-Sim config, ``total_cycles`` and the three SRAM counts from
+   ``simulate_gemm`` and from ``simulate`` (cycles) against SCALE-Sim.
+
+  python benchmarks/hw_bench.py                 # full run, a few minutes on 2 cores
+  python benchmarks/hw_bench.py --smoke         # seconds; what the test suite runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from nf_jax import hw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "scalesim_oracle.py")
+COUNTS = ("total_cycles", "ifmap_sram_reads", "filter_sram_reads", "ofmap_sram_writes")
+
+
+def random_population(n: int, seed: int = 0) -> hw.HwConfig:
+  """``n`` random configs spanning the co-design search space."""
+  rng = np.random.default_rng(seed)
+  return hw.make_config(
+    rows=rng.integers(1, 257, n),
+    cols=rng.integers(1, 257, n),
+    dataflow=rng.integers(0, 3, n),
+    precision=rng.integers(0, 4, n),
+    ifmap_sram_kb=rng.choice([8.0, 64.0, 512.0], n),
+    filter_sram_kb=rng.choice([8.0, 64.0, 512.0], n),
+    ofmap_sram_kb=rng.choice([8.0, 64.0], n),
+    dram_bw_gbs=rng.choice([4.0, 16.0, 64.0, np.inf], n),
+    clock_ghz=rng.uniform(0.5, 2.0, n),
+    tech_nm=rng.choice([45.0, 22.0, 7.0], n),
+  )
+
+
+def bench_jax(m: int, n: int, k: int, population: int, repeats: int) -> dict:
+  wl = hw.gemm_workload(m, n, k)
+  cfg = random_population(population)
+  t0 = time.perf_counter()
+  hw.simulate(cfg, wl)
+  compile_s = time.perf_counter() - t0
+  best = np.inf
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    out = hw.simulate(cfg, wl)
+    best = min(best, time.perf_counter() - t0)
+  assert np.all(np.isfinite(out["latency_s"]))
+  return dict(
+    population=population,
+    compile_s=compile_s,
+    seconds=best,
+    per_config_s=best / population,
+    per_minute=60.0 * population / best,
+  )
+
+
+def scalesim_runner(python: str) -> list[str] | None:
+  try:
+    from scalesim.scale_sim import scalesim  # noqa: F401,PLC0415
+
+    return [sys.executable]
+  except Exception as e:  # scalesim 3.0.0 breaks under numpy >= 2.4 (upstream issue #160)
+    print(f"scalesim not importable here ({type(e).__name__}); trying {python}")
+  return [python] if os.path.exists(python) else None
+
+
+def run_scalesim(runner: list[str], case: tuple) -> dict:
+  proc = subprocess.run(
+    [*runner, SCRIPT, "--case", ",".join(map(str, case))],
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=3600,
+  )
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+  p.add_argument("--gemm", default="256,256,256")
+  p.add_argument("--population", type=int, default=100_000)
+  p.add_argument("--scalesim_configs", default="32x32:os,16x8:ws,64x64:is")
+  p.add_argument(
+    "--scalesim_python", default=os.environ.get("NF_JAX_SCALESIM_PYTHON", "/tmp/ssvenv/bin/python")
+  )
+  p.add_argument("--no_scalesim", action="store_true")
+  a = p.parse_args()
+  if a.smoke:
+    a.gemm, a.population, a.scalesim_configs = "16,16,16", 256, "4x4:os,4x8:ws"
+  m, n, k = (int(x) for x in a.gemm.split(","))
+  print(f"workload: GEMM M={m} N={n} K={k}; CPU cores visible: {os.cpu_count()}")
+  jx = bench_jax(m, n, k, a.population, repeats=1 if a.smoke else 3)
+  print(
+    f"nf_jax.hw.simulate: {jx['population']} configs in {jx['seconds']:.4f} s "
+    f"(compile {jx['compile_s']:.2f} s) -> {jx['per_minute']:,.0f} configs/min "
+    f"(goal >= 100,000)"
+  )
+  runner = None if a.no_scalesim else scalesim_runner(a.scalesim_python)
+  if runner is None:
+    print("SCALE-Sim half skipped: no runnable scalesim (see scripts/scalesim_oracle.py)")
+    return
+  agree = total = 0
+  ss_times = []
+  for spec in a.scalesim_configs.split(","):
+    dims, df = spec.split(":")
+    r, c = (int(x) for x in dims.split("x"))
+    ss = run_scalesim(runner, (m, n, k, r, c, df))
+    ss_times.append(ss["scalesim_seconds"])
+    ours = hw.simulate_gemm(m, n, k, r, c, df)
+    batched = hw.simulate(hw.make_config(rows=r, cols=c, dataflow=df), hw.gemm_workload(m, n, k))
+    ok = all(int(ours[key]) == ss[key] for key in COUNTS)
+    ok &= int(batched["cycles"][0]) == ss["total_cycles"] + 1
+    agree += ok
+    total += 1
+    print(
+      f"  {r}x{c} {df}: SCALE-Sim {ss['scalesim_seconds']:.2f} s, total_cycles "
+      f"{ss['total_cycles']} vs ours {int(ours['total_cycles'])}; counts exact: {ok}"
+    )
+  per = float(np.mean(ss_times))
+  print(
+    f"SCALE-Sim: {per:.3f} s/config; nf_jax.hw: {jx['per_config_s'] * 1e6:.3f} us/config "
+    f"-> {per / jx['per_config_s']:,.0f}x faster per config (goal >= 1000x)"
+  )
+  print(f"exact agreement (cycles + 3 SRAM counts, closed form and batched): {agree}/{total}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,58 @@
+"""python -m nf_jax.hw (grid sweep CLI) and the benchmark's smoke mode."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from nf_jax import hw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cli_sweep_writes_csv_and_plots(tmp_path):
+  cmd = [
+    sys.executable,
+    "-m",
+    "nf_jax.hw",
+    f"--workdir={tmp_path}",
+    "--workload=gemm",
+    "--gemm=32,24,40",
+    "--rows=4,8",
+    "--cols=4",
+    "--dataflow=os,ws",
+    "--precision=int8",
+    "--dram_bw_gbs=inf",
+  ]
+  subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
+  for name in ("sweep.csv", "meta.json", "throughput_vs_area.png", "energy_vs_latency.png"):
+    assert os.path.getsize(tmp_path / name) > 0, name
+  with open(tmp_path / "sweep.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 4
+  # Compute-bound cycles of each row are SCALE-Sim's (closed form) + 1.
+  for r in rows:
+    ref = hw.simulate_gemm(32, 24, 40, int(r["rows"]), int(r["cols"]), r["dataflow"])
+    assert float(r["cycles"]) == int(ref["total_cycles"]) + 1
+
+
+def test_pareto_mask():
+  from nf_jax.hw.sweep import pareto_mask
+
+  cost = np.array([[1, 5], [2, 2], [3, 3], [5, 1], [2, 2.5]])
+  np.testing.assert_array_equal(pareto_mask(cost), [True, True, False, True, False])
+
+
+def test_benchmark_smoke_jax_half():
+  proc = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "benchmarks", "hw_bench.py"), "--smoke", "--no_scalesim"],
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert "configs/min" in proc.stdout
