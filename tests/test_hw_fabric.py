@@ -201,3 +201,40 @@ def test_bad_workload():
     hw.make_workload([("dense", 4, 0)])
   with pytest.raises(ValueError, match="layers\\[0\\]"):
     hw.make_workload(["conv"])
+
+
+def test_port_conflicts_from_tables_hand_computed():
+  from nf_jax.hw.workload import stage_cycles_pow2
+
+  # Lanes 0..3 read values 0, 2, 1, 3 (fan-in 1). On P = 2 PEs, round 0 (lanes 0, 1) needs
+  # values 0 and 2, both held by PE 0: 2 cycles; round 1 needs 1 and 3, both on PE 1: 2 cycles.
+  table = np.array([[0], [2], [1], [3]], np.int32)
+  t = T.Topology(
+    name="random",
+    spec=(("hand", 1),),
+    n_in=4,
+    n_out=4,
+    stages=(table,),
+    skips=(None,),
+    stage_n_in=(4,),
+  )
+  np.testing.assert_array_equal(stage_cycles_pow2(t)[0, :3], [4, 4, 1])
+
+
+def test_butterfly_is_conflict_free_and_random_is_not():
+  from nf_jax.hw.workload import stage_cycles_pow2
+
+  for t, free in (
+    (T.make("butterfly", 256, radix=4), True),
+    (T.make("random", 256, fan_in=4, depth=4, seed=1), False),
+  ):
+    ideal = np.array(
+      [[math.ceil(s.shape[0] / 2**e) * s.shape[1] for e in range(15)] for s in t.stages]
+    )
+    sched = stage_cycles_pow2(t)
+    assert np.all(sched >= ideal)
+    assert np.array_equal(sched, ideal) == free
+  cfg = hw.make_config(rows=16, cols=4)
+  fast = hw.simulate(cfg, hw.make_workload([T.make("butterfly", 256, radix=4)], batch=4))
+  slow = hw.simulate(cfg, hw.make_workload([T.make("random", 256, fan_in=4, depth=4)], batch=4))
+  assert slow["cycles"][0] > fast["cycles"][0]

@@ -29,7 +29,10 @@ joined by radix-``k`` butterfly networks. The mapping:
 * The value ``h[v]`` was produced by PE ``v mod rows`` of the previous column and reaches PE ``p``
   through ``ceil(log_k rows)`` switch levels of the butterfly (one pipeline register per level);
   radix-``k`` butterfly stage tables are exactly the permutations such a network routes without
-  conflicts. For other families we do not model switch conflicts.
+  conflicts. Each source PE sends one value per cycle; when the tables make several PEs need
+  different values from the same source PE in one cycle, the cycle is serialised (counted from
+  the tables by :func:`nf_jax.hw.workload.stage_cycles_pow2`). Conflicts inside the switches of
+  non-butterfly families are not modelled.
 * Weights ``W_s`` live in column ``q``'s bank of the filter SRAM (PE ``p`` reads the rows
   ``j = p mod rows``). If all weights of the workload do not fit in the filter SRAM they are
   streamed from DRAM once per batch, overlapped with compute (latency = max of the two); the
@@ -55,7 +58,7 @@ import numpy as np
 from nf_jax.hw import energy as E
 from nf_jax.hw.config import PRECISION_BYTES, HwConfig
 from nf_jax.hw.gemm import gemm_closed_form, operand_dims
-from nf_jax.hw.workload import Workload
+from nf_jax.hw.workload import MAX_LOG2_PES, Workload
 
 F32 = jnp.float32
 
@@ -169,7 +172,12 @@ def cascade_layers(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, in
   n_in = jnp.asarray(wl.stage_n_in, F32)
   idx, casc = jnp.asarray(wl.stage_index), jnp.asarray(wl.stage_cascade)
   per_out = fan + skip  # cycles per output: fan-in MACs, then the skip adds
-  stage_cyc = _cdiv(n_out, p) * per_out  # cycles per sample on its column
+  # Port conflicts from the tables, tabulated for P = 2**e; for other P we scale the conflict-free
+  # time ceil(n_out / P) * per_out by the conflict ratio at the largest power of two <= P.
+  e = jnp.clip(jnp.floor(jnp.log2(p) + 1e-6), 0, MAX_LOG2_PES).astype(jnp.int32)
+  sched = jnp.asarray(wl.stage_cycles_pow2, F32)[:, e]
+  ratio = sched / (_cdiv(n_out, 2.0 ** e.astype(F32)) * per_out)
+  stage_cyc = _cdiv(n_out, p) * per_out * ratio  # cycles per sample on its column
   levels = jnp.maximum(
     jnp.ceil(jnp.log(jnp.maximum(p, 1.0)) / jnp.log(cfg.radix.astype(F32)) - 1e-6), 1.0
   )
