@@ -1,0 +1,400 @@
+"""Data-free topology scores: rank sparse cascades before any training data is seen.
+
+Two kinds of score, all computed from the topology's tables alone:
+
+* **Structural** (:func:`structural_scores`, at the topology's own width): ``connectivity``,
+  path-count uniformity ``path_cv`` and ``path_entropy`` (from :func:`nf_jax.topology.path_stats`)
+  and ``log_paths`` (log10 of the mean number of paths per input/output pair).
+* **Fit-based** (:func:`fit_scores`): how well the *linear* cascade with that topology can
+  approximate random dense target matrices ``A: [n_in, n_out]``. For each of ``targets`` Gaussian
+  targets, the stage weights are fitted by Adam in a jitted ``lax.scan`` to minimise
+  ``||W - A||_F^2 / ||A||_F^2``, where ``W = I @ M_0 @ ... @ M_{D-1}`` is the cascade applied
+  to the identity (the foundation's :func:`nf_jax.kernels.xla_gather.stage_gather`, with the
+  gather tables passed as *traced* arrays so that one compiled program serves every candidate
+  of the same table shapes). ``fit_residual`` is the mean normalised residual
+  ``||A - W||_F / ||A||_F`` after the fit (0: the topology realises any linear map;
+  ``sqrt(1 - density)`` for a single masked stage), ``fit_score = 1 - fit_residual``.
+  ``eff_rank`` is the entropy effective rank (Roy & Vetterli, EUSIPCO 2007) of ``W`` at the
+  random initialisation, divided by ``min(n_in, n_out)``.
+
+Why the fit transfers. NeuroFabric replaces one dense layer by a cascade and relies on the
+cascade being able to *represent* the dense layer the data would have asked for (Isakov &
+Kinsy, arXiv 2002.08339, Sec. III). A random Gaussian target has no structure a topology could
+be tailored to, so the residual measures the fraction of generic linear maps the topology
+cannot reach: it is data-agnostic by construction. The fit is run at a small proxy width
+``fit_n`` (default 64) because its cost grows as ``n_in * num_params``; :func:`proxy_topology`
+rebuilds each family at that width keeping what decides expressivity (radix, parallel width,
+fan-in, skip, seed, and depth *in units of the full-mixing depth* ``log_radix n``). Whether the
+ranking survives that rescaling is an empirical claim: ``experiments/validate_proxy.py``
+measures it against trained accuracy.
+
+Cost (2-core CPU, see ``benchmarks/proxy_bench.py``): per candidate
+``O(steps * targets * n_in * num_params)`` flops for the fit at proxy width plus one
+:func:`nf_jax.topology.path_stats` call at full width; one XLA compilation per distinct set of
+table shapes (candidates are padded to power-of-two batches, so batch size does not retrace).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from nf_jax import topology as T
+from nf_jax.layers import stage_init_variances
+
+STRUCTURAL_SCORES = ("connectivity", "path_cv", "path_entropy", "log_paths")
+FIT_SCORES = ("fit_residual", "fit_score", "eff_rank")
+SCORE_NAMES = STRUCTURAL_SCORES + FIT_SCORES
+# Sign of each score: True where a larger value should mean a better topology.
+HIGHER_IS_BETTER = {
+  "connectivity": True,
+  "path_cv": False,
+  "path_entropy": True,
+  "log_paths": True,
+  "fit_residual": False,
+  "fit_score": True,
+  "eff_rank": True,
+}
+PRIMARY_SCORE = "fit_score"
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+  """Settings of the fit-based scores.
+
+  Attributes:
+    fit_n: proxy width at which the fit runs (None: at each topology's own width).
+    targets: random dense targets averaged over.
+    steps: Adam steps per fit.
+    learning_rate: peak Adam learning rate (cosine-decayed to 1% over ``steps``).
+    seed: seeds the targets and the initial weights (shared by all candidates: a fair draw).
+    max_batch: most candidates per compiled call (batches are padded to a power of two).
+  """
+
+  fit_n: int | None = 32
+  targets: int = 3
+  steps: int = 150
+  learning_rate: float = 0.05
+  seed: int = 0
+  max_batch: int = 64
+
+  def __post_init__(self) -> None:
+    if self.fit_n is not None and self.fit_n < 2:
+      raise ValueError(f"fit_n={self.fit_n} must be >= 2 (or None for full width)")
+    for field in ("targets", "steps", "max_batch"):
+      if getattr(self, field) < 1:
+        raise ValueError(f"{field}={getattr(self, field)} must be >= 1")
+    if not self.learning_rate > 0:
+      raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Structural scores
+
+
+def structural_scores(t: T.Topology) -> dict[str, float]:
+  """Path-count scores of ``t`` at its own width (see module doc); floats."""
+  stats = T.path_stats(t, heatmap_size=1)
+  return {
+    "connectivity": stats.connectivity,
+    "path_cv": stats.cv if math.isfinite(stats.cv) else 1e9,
+    "path_entropy": stats.entropy,
+    "log_paths": math.log10(stats.mean) if stats.mean > 0 else -1e9,
+  }
+
+
+# ---------------------------------------------------------------------------------------------
+# Proxy width
+
+
+def _nearest_power(radix: int, target: int, limit: int) -> int:
+  """The power of ``radix`` (>= radix, <= limit) nearest ``target`` on a log scale."""
+  powers = [radix**k for k in range(1, 64) if radix**k <= limit]
+  return min(powers, key=lambda p: (abs(math.log(p / target)), p))
+
+
+def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
+  """``t`` rebuilt at about ``fit_n`` lanes (``t`` itself when ``t.n_out <= fit_n``).
+
+  Rules (why: keep what decides expressivity, see module doc):
+
+  * butterfly, parallel_butterfly: same radix, width, skip, seed; ``n`` = the power of radix
+    nearest ``fit_n``; depth scaled by ``log n_small / log n`` (rounded, >= 1).
+  * block_diagonal: same number of stages for full mixing ``log_radix n`` and same depth; the
+    block size becomes a divisor of ``n_small`` near ``n_small ** (log radix / log n)``.
+  * clos: switch size scaled by ``sqrt(n_small / n)`` (to a divisor), middle switches keep
+    their ratio to it.
+  * near-ties between two divisors go to the smaller one.
+  * random: same fan-in (clipped to n_small), skip, seed; depth scaled like butterfly.
+  * dense: same depth.
+  * ``n_in`` keeps its ratio to ``n``.
+  """
+  if fit_n is None or t.n_out <= fit_n:
+    return t
+  p = t.params()
+  n = t.n_out
+  skip = p["skip"]
+
+  def small_n_in(n_small: int) -> int | None:
+    return None if t.n_in == n else max(1, min(n_small, round(t.n_in * n_small / n)))
+
+  def scaled_depth(n_small: int) -> int:
+    return max(1, round(p["depth"] * math.log(n_small) / math.log(n)))
+
+  if t.name in ("butterfly", "parallel_butterfly"):
+    n_small = _nearest_power(p["radix"], fit_n, n)
+    kw = dict(radix=p["radix"], depth=scaled_depth(n_small), skip=skip)
+    if t.name == "parallel_butterfly":
+      kw.update(width=p["width"], seed=p["seed"])
+    return T.make(t.name, n_small, n_in=small_n_in(n_small), **kw)
+  if t.name == "block_diagonal":
+    n_small = fit_n
+    want = n_small ** (math.log(p["radix"]) / math.log(n))
+    divisors = [d for d in range(2, n_small + 1) if n_small % d == 0]
+    radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
+    return T.make(
+      t.name, n_small, n_in=small_n_in(n_small), radix=radix, depth=p["depth"], skip=skip
+    )
+  if t.name == "clos":
+    n_small = fit_n
+    want = p["radix"] * math.sqrt(n_small / n)
+    divisors = [d for d in range(1, n_small + 1) if n_small % d == 0]
+    radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
+    width = max(1, round(p["width"] * radix / p["radix"]))  # keeps m / c
+    return T.make(t.name, n_small, n_in=small_n_in(n_small), radix=radix, width=width, skip=skip)
+  if t.name == "random":
+    n_small = fit_n
+    n_in_small = small_n_in(n_small)
+    fan_in = min(p["fan_in"], n_small, n_in_small or n_small)
+    return T.make(
+      t.name,
+      n_small,
+      n_in=n_in_small,
+      fan_in=fan_in,
+      depth=scaled_depth(n_small),
+      skip=skip,
+      seed=p["seed"],
+    )
+  return T.make("dense", fit_n, n_in=small_n_in(fit_n), depth=p["depth"], skip=skip)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fit-based scores
+
+
+def stage_masks(t: T.Topology, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+  """Dense ``[D, lanes, lanes]`` trainable-edge masks and fixed skip matrices of ``t``.
+
+  Stage s occupies the top-left ``[n_in_s, n_out_s]`` block: ``mask[s, i, j] = 1`` where output
+  j gathers input i (repeated edges carry one free weight between them, so 1 either way) and
+  ``fixed[s, i, j]`` holds the skip coefficients ``1 / r_s``. This is the numpy mirror of
+  :func:`nf_jax.kernels.reference.stage_dense_matrix` (built on the host: the JAX version
+  costs ~20 ms of dispatch per topology, more than its whole fit).
+  """
+  mask = np.zeros((t.depth, lanes, lanes), np.float32)
+  fixed = np.zeros((t.depth, lanes, lanes), np.float32)
+  for s, (table, skip) in enumerate(zip(t.stages, t.skips)):
+    cols = np.broadcast_to(np.arange(table.shape[0])[:, None], table.shape)
+    mask[s, table, cols] = 1.0
+    if skip is not None:
+      skip_cols = np.broadcast_to(np.arange(skip.shape[0])[:, None], skip.shape)
+      np.add.at(fixed[s], (skip, skip_cols), 1.0 / skip.shape[1])
+  return mask, fixed
+
+
+def _lanes(t: T.Topology) -> int:
+  """Padded lane count of ``t``'s stages: the next power of two (fewer compilations)."""
+  widest = max(t.n_in, *t.stage_n_in, *t.stage_n_out)
+  return 1 << (widest - 1).bit_length()
+
+
+def _effective_rank(w: jax.Array, size: jax.Array) -> jax.Array:
+  """Entropy effective rank ``exp(H(sigma / sum sigma)) / size`` (Roy & Vetterli 2007).
+
+  Zero padding adds zero singular values, which carry no entropy, so padded ``w`` is fine.
+  """
+  sigma = jnp.linalg.svd(w, compute_uv=False)
+  p = sigma / jnp.maximum(sigma.sum(), 1e-30)
+  safe = jnp.where(p > 0, p, 1.0)
+  return jnp.exp(-jnp.sum(p * jnp.log(safe))) / size
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "learning_rate"))
+def _fit_batch(
+  masks: jax.Array,
+  fixed: jax.Array,
+  stds: jax.Array,
+  targets: jax.Array,
+  rank_size: jax.Array,
+  key: jax.Array,
+  *,
+  steps: int,
+  learning_rate: float,
+) -> tuple[jax.Array, jax.Array]:
+  """Fits a batch of same-shape cascades to their targets.
+
+  Args:
+    masks, fixed: ``float32[B, D, L, L]`` from :func:`stage_masks` (zero-padded to L lanes).
+    stds: ``float32[B, D]`` initial weight standard deviations.
+    targets: ``float32[B, K, L, L]``, zero outside each candidate's ``[n_in, n_out]`` block.
+    rank_size: ``float32[B]``, ``min(n_in, n_out)`` of each candidate.
+    key: PRNG key of the initial weights (the same draw for every candidate).
+
+  Returns:
+    ``(residual[B], eff_rank[B])``: mean over targets of ``||A - W||_F / ||A||_F`` after
+    ``steps`` Adam steps, and the effective rank of ``W`` at initialisation.
+  """
+  schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01)
+  optimiser = optax.adam(schedule)
+  depth, lanes = masks.shape[1], masks.shape[2]
+
+  def one_candidate(mask, fix, std, cand_targets, size):
+    def product(free):
+      stages = free * mask + fix
+      out, _ = jax.lax.scan(lambda h, m: (jnp.matmul(h, m), None), stages[0], stages[1:])
+      return out
+
+    def loss(free, target):
+      diff = product(free) - target
+      return jnp.sum(diff * diff) / jnp.sum(target * target)
+
+    def fit(k, target):
+      free0 = std[:, None, None] * jax.random.normal(k, (depth, lanes, lanes))
+
+      def step(carry, _):
+        free, state = carry
+        grads = jax.grad(loss)(free, target)
+        updates, state = optimiser.update(grads, state, free)
+        return (optax.apply_updates(free, updates), state), None
+
+      init = (free0, optimiser.init(free0))
+      (free, _), _ = jax.lax.scan(step, init, None, length=steps)
+      return jnp.sqrt(loss(free, target)), _effective_rank(product(free0), size)
+
+    keys = jax.random.split(key, cand_targets.shape[0])
+    res, rank = jax.vmap(fit)(keys, cand_targets)
+    return res.mean(), rank.mean()
+
+  return jax.vmap(one_candidate)(masks, fixed, stds, targets, rank_size)
+
+
+@functools.lru_cache(maxsize=64)
+def random_targets(n_in: int, n_out: int, count: int, seed: int) -> np.ndarray:
+  """``float32[count, n_in, n_out]`` Gaussian targets with entry variance ``1 / n_in``.
+
+  That is the scale of the cascade at its variance-preserving init, so Adam starts near it.
+  The same targets serve every candidate of the same shape (a fair, low-noise comparison).
+  """
+  rng = np.random.default_rng([seed, n_in, n_out])
+  out = (rng.standard_normal((count, n_in, n_out)) / math.sqrt(n_in)).astype(np.float32)
+  out.setflags(write=False)
+  return out
+
+
+def _init_stds(t: T.Topology) -> np.ndarray:
+  """Gaussian stds of the depth-aware init (the layer's variances, shared with training)."""
+  return np.sqrt(np.asarray(stage_init_variances(t, "depth_aware"), np.float32))
+
+
+def fit_scores(
+  topologies: Sequence[T.Topology], config: FitConfig = FitConfig(), progress=None
+) -> dict[str, np.ndarray]:
+  """Fit-based scores of many topologies, batched by (padded lanes, depth).
+
+  Args:
+    topologies: candidates (any families and widths).
+    config: fit settings.
+    progress: optional callable ``progress(count)`` called after each batch.
+
+  Returns:
+    ``{"fit_residual", "fit_score", "eff_rank"}``: ``float64[len(topologies)]`` each.
+  """
+  proxies = [proxy_topology(t, config.fit_n) for t in topologies]
+  residual = np.zeros(len(proxies))
+  rank = np.zeros(len(proxies))
+  groups: dict[tuple[int, int], list[int]] = {}
+  for i, p in enumerate(proxies):
+    groups.setdefault((_lanes(p), p.depth), []).append(i)
+  key = jax.random.PRNGKey(config.seed)
+  for (lanes, depth), members in sorted(groups.items()):
+    for start in range(0, len(members), config.max_batch):
+      chunk = members[start : start + config.max_batch]
+      padded = chunk + [chunk[0]] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
+      masks = np.zeros((len(padded), depth, lanes, lanes), np.float32)
+      fixed = np.zeros_like(masks)
+      targets = np.zeros((len(padded), config.targets, lanes, lanes), np.float32)
+      for b, i in enumerate(padded):
+        p = proxies[i]
+        masks[b], fixed[b] = stage_masks(p, lanes)
+        targets[b, :, : p.n_in, : p.n_out] = random_targets(
+          p.n_in, p.n_out, config.targets, config.seed
+        )
+      stds = np.stack([_init_stds(proxies[i]) for i in padded])
+      size = np.asarray([min(proxies[i].n_in, proxies[i].n_out) for i in padded], np.float32)
+      res, er = _fit_batch(
+        masks,
+        fixed,
+        stds,
+        targets,
+        size,
+        key,
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+      )
+      residual[chunk] = np.asarray(res)[: len(chunk)]
+      rank[chunk] = np.asarray(er)[: len(chunk)]
+      if progress is not None:
+        progress(len(chunk))
+  logging.info("fit_scores: %d candidates in %d shape groups", len(proxies), len(groups))
+  return {"fit_residual": residual, "fit_score": 1.0 - residual, "eff_rank": rank}
+
+
+def score_topologies(
+  topologies: Sequence[T.Topology],
+  config: FitConfig = FitConfig(),
+  *,
+  structural: bool = True,
+  fit: bool = True,
+  progress=None,
+) -> dict[str, np.ndarray]:
+  """All data-free scores of a population of topologies, in one batched pass.
+
+  Args:
+    topologies: the candidates (any families, widths and depths).
+    config: fit settings (proxy width, targets, steps).
+    structural: compute the path-count scores (one numpy path propagation per candidate).
+    fit: compute the fit-based scores (one jitted, vmapped Adam fit per shape group).
+    progress: optional callable ``progress(count)`` called as candidates finish (fit batches;
+      structural scores are reported together with the fit).
+
+  Returns:
+    ``{score name: float64[len(topologies)]}`` for the requested scores (see
+    ``HIGHER_IS_BETTER`` for each score's sign).
+
+  Cost: see the module doc; ~``steps * targets * fit_n * num_params_small`` flops per candidate.
+
+  Example:
+    >>> ts = [T.make("butterfly", 64, radix=2), T.make("random", 64, fan_in=2, depth=6)]
+    >>> sorted(score_topologies(ts, FitConfig(steps=20)))[:2]
+    ['connectivity', 'eff_rank']
+  """
+  topologies = list(topologies)
+  for i, t in enumerate(topologies):
+    if not isinstance(t, T.Topology):
+      raise ValueError(f"topologies[{i}]={t!r} is not a nf_jax.topology.Topology")
+  out: dict[str, np.ndarray] = {}
+  if structural:
+    rows = [structural_scores(t) for t in topologies]
+    for name in STRUCTURAL_SCORES:
+      out[name] = np.asarray([r[name] for r in rows], np.float64)
+  if fit:
+    out.update(fit_scores(topologies, config, progress=progress))
+  return out
