@@ -1,0 +1,272 @@
+r"""Data-free topology search: enumerate candidates within a parameter budget and rank them.
+
+Usage (2-core CPU: ~700 candidates for n=1024, a minute or two; see ``--help``)::
+
+  python -m nf_jax.topo_search --workdir=runs/topo_search --n=1024 --budget=100000 \
+    --depth_min=2 --depth_max=12
+
+Candidates cover every family in ``nf_jax.topology.FAMILIES`` with their genes: radix (every
+radix the width admits), parallel width, Clos switch and middle-switch counts, random fan-in
+and seed, skip on/off, and depth in ``[depth_min, depth_max]``. Those within ``--budget``
+trainable weights are scored by :func:`nf_jax.proxy.score_topologies` and ranked by
+``--score`` (best first; ties go to fewer parameters). Writes to ``--workdir``:
+``candidates.csv`` (ranked, every score), ``best.json`` (the chosen topology) and
+``score_vs_params.png`` (score against parameters, coloured by family), all atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from absl import app, flags, logging
+
+from nf_jax import io_utils, proxy
+from nf_jax import topology as T
+
+# Columns that rebuild a topology with T.make (empty cell: the family has no such parameter).
+SPEC_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "seed")
+
+
+def _radices(n: int) -> list[int]:
+  """Every radix k >= 2 with n a power of k."""
+  out = []
+  for k in range(2, n + 1):
+    p = k
+    while p < n:
+      p *= k
+    if p == n:
+      out.append(k)
+  return out
+
+
+def enumerate_candidates(
+  n: int,
+  depth_min: int,
+  depth_max: int,
+  *,
+  n_in: int | None = None,
+  families: Sequence[str] = T.FAMILIES,
+  parallel_widths: Sequence[int] = (2, 4, 8),
+  fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
+  random_seeds: int = 1,
+  skips: Sequence[bool] = (False, True),
+) -> list[T.Topology]:
+  """All valid candidate topologies of output width ``n`` with depth in the range.
+
+  Returns distinct topologies (equal specs once); invalid combinations are skipped (they are
+  the family's own refusals, e.g. ``n`` not a power of the radix).
+  """
+  if not isinstance(n, int) or n < 2:
+    raise ValueError(f"n={n!r} must be an integer >= 2 (the layer width)")
+  if not 1 <= depth_min <= depth_max:
+    raise ValueError(f"depth range [{depth_min}, {depth_max}] must satisfy 1 <= min <= max")
+  unknown = sorted(set(families) - set(T.FAMILIES))
+  if unknown:
+    raise ValueError(f"families={unknown} are not topology families; choose from {T.FAMILIES}")
+  depths = range(depth_min, depth_max + 1)
+  divisors = [d for d in range(2, n) if n % d == 0]
+  specs: list[tuple[str, dict[str, Any]]] = []
+  for skip in skips:
+    for depth in depths:
+      if "butterfly" in families:
+        specs += [("butterfly", dict(radix=k, depth=depth, skip=skip)) for k in _radices(n)]
+      if "parallel_butterfly" in families:
+        specs += [
+          ("parallel_butterfly", dict(radix=k, width=w, depth=depth, skip=skip))
+          for k in _radices(n)
+          for w in parallel_widths
+        ]
+      if "random" in families:
+        specs += [
+          ("random", dict(fan_in=f, depth=depth, skip=skip, seed=s))
+          for f in fan_ins
+          if f <= min(n, n_in or n)
+          for s in range(random_seeds)
+        ]
+      if "block_diagonal" in families:
+        specs += [("block_diagonal", dict(radix=b, depth=depth, skip=skip)) for b in divisors]
+      if "dense" in families and depth <= 2 and not skip:
+        specs.append(("dense", dict(depth=depth)))
+    if "clos" in families and depth_min <= 3 <= depth_max:
+      # Switch sizes within a factor 4 of sqrt(n) (the balanced Clos), m in {c/2, c, 2c}.
+      root = math.sqrt(n)
+      for c in [d for d in divisors if root / 4 <= d <= root * 4]:
+        for m in sorted({max(1, c // 2), c, 2 * c}):
+          specs.append(("clos", dict(radix=c, width=m, skip=skip)))
+  out: dict[T.Topology, None] = {}
+  for name, params in specs:
+    try:
+      out.setdefault(T.make(name, n, n_in=n_in, **params), None)
+    except ValueError as err:  # the family refuses this combination: not a candidate
+      logging.debug("skipping %s %s: %s", name, params, err)
+  return list(out)
+
+
+def rank_order(scores: np.ndarray, num_params: np.ndarray, higher_is_better: bool) -> np.ndarray:
+  """Indices best first: by score, ties (to 1e-9) broken by fewer parameters."""
+  signed = -np.asarray(scores, np.float64) if higher_is_better else np.asarray(scores, np.float64)
+  return np.lexsort((np.asarray(num_params), np.round(signed, 9)))
+
+
+def spec_row(t: T.Topology) -> dict[str, Any]:
+  """The ``SPEC_COLUMNS`` of ``t`` (empty string where the family has no such parameter)."""
+  p = t.params()
+  return {c: (t.name if c == "name" else p.get(c, "")) for c in SPEC_COLUMNS}
+
+
+def search(
+  n: int,
+  budget: int,
+  depth_min: int,
+  depth_max: int,
+  *,
+  n_in: int | None = None,
+  score: str = proxy.PRIMARY_SCORE,
+  config: proxy.FitConfig | None = None,
+  progress: Callable[[int], None] | None = None,
+  on_total: Callable[[int], None] | None = None,
+  **enum_kwargs: Any,
+) -> list[dict[str, Any]]:
+  """Enumerates, filters by ``budget`` and ranks candidates; returns CSV rows, best first.
+
+  ``progress(count)`` is called as candidates are scored, ``on_total(total)`` once with the
+  number of candidates within budget (e.g. to size a progress bar).
+
+  Raises:
+    ValueError: when no candidate fits ``budget`` (stating the smallest feasible budget) or
+      no candidate exists at all for this width and depth range.
+  """
+  if score not in proxy.SCORE_NAMES:
+    raise ValueError(f"score={score!r} is not one of {proxy.SCORE_NAMES}")
+  config = config or proxy.FitConfig()
+  candidates = enumerate_candidates(n, depth_min, depth_max, n_in=n_in, **enum_kwargs)
+  if not candidates:
+    raise ValueError(
+      f"no topology exists for n={n} with depth in [{depth_min}, {depth_max}]; widen the "
+      "depth range (the 'random' family accepts any width at any depth)"
+    )
+  smallest = min(candidates, key=lambda t: t.num_params)
+  feasible = [t for t in candidates if t.num_params <= budget]
+  if not feasible:
+    raise ValueError(
+      f"budget={budget} is below the smallest feasible budget {smallest.num_params} for "
+      f"n={n}, n_in={n_in or n}, depth in [{depth_min}, {depth_max}] (reached by {smallest}); "
+      f"use --budget >= {smallest.num_params}"
+    )
+  if on_total is not None:
+    on_total(len(feasible))
+  scores = proxy.score_topologies(feasible, config, progress=progress)
+  params = np.asarray([t.num_params for t in feasible])
+  order = rank_order(scores[score], params, proxy.HIGHER_IS_BETTER[score])
+  rows = []
+  for rank, i in enumerate(order):
+    t = feasible[i]
+    row = spec_row(t)
+    row.update(num_params=t.num_params, density=round(t.density, 6), rank=rank + 1)
+    row.update({k: float(v[i]) for k, v in scores.items()})
+    rows.append(row)
+  return rows
+
+
+def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
+  """CSV text of ``rows`` (columns of the first row)."""
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  return buf.getvalue()
+
+
+def plot_scores(rows: Sequence[dict[str, Any]], score: str, budget: int, path: str) -> None:
+  """Scatter of ``score`` against parameter count, one colour per family, best starred."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for family in T.FAMILIES:
+    sel = [r for r in rows if r["name"] == family]
+    if sel:
+      ax.scatter(
+        [r["num_params"] for r in sel], [r[score] for r in sel], s=14, alpha=0.7, label=family
+      )
+  best = rows[0]
+  ax.scatter([best["num_params"]], [best[score]], marker="*", s=250, c="k", label="chosen")
+  ax.axvline(budget, color="grey", linestyle="--", linewidth=1, label="budget")
+  ax.set_xscale("log")
+  ax.set_xlabel("trainable parameters")
+  ax.set_ylabel(score)
+  ax.set_title(f"data-free {score}, n={best['n']}, {len(rows)} candidates")
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  io_utils.atomic_savefig(fig, path, dpi=120)
+  plt.close(fig)
+
+
+def write_results(rows: Sequence[dict[str, Any]], workdir: str, score: str, budget: int) -> None:
+  """``candidates.csv``, ``best.json`` and ``score_vs_params.png`` in ``workdir``, atomically."""
+  io_utils.atomic_write_text(os.path.join(workdir, "candidates.csv"), rows_to_csv(rows))
+  best = dict(rows[0], ranked_by=score, budget=budget, candidates=len(rows))
+  io_utils.atomic_write_text(os.path.join(workdir, "best.json"), json.dumps(best, indent=2) + "\n")
+  plot_scores(rows, score, budget, os.path.join(workdir, "score_vs_params.png"))
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", "runs/topo_search", "Output folder.")
+flags.DEFINE_integer("n", 1024, "Layer width (output lanes).")
+flags.DEFINE_integer("n_in", None, "Input width (default: n).")
+flags.DEFINE_integer("budget", 100_000, "Largest number of trainable weights.")
+flags.DEFINE_integer("depth_min", 1, "Smallest depth (stages).")
+flags.DEFINE_integer("depth_max", 12, "Largest depth (stages).")
+flags.DEFINE_list("families", list(T.FAMILIES), "Families to enumerate.")
+flags.DEFINE_list("parallel_widths", ["2", "4", "8"], "parallel_butterfly widths.")
+flags.DEFINE_list("fan_ins", ["2", "4", "8", "16", "32"], "random-family fan-ins.")
+flags.DEFINE_integer("random_seeds", 1, "Seeds per random-family spec.")
+flags.DEFINE_enum("score", proxy.PRIMARY_SCORE, list(proxy.SCORE_NAMES), "Ranking score.")
+flags.DEFINE_integer("fit_n", 32, "Proxy width of the fit (0: each topology's own width).")
+flags.DEFINE_integer("fit_steps", proxy.FitConfig.steps, "Adam steps per fit.")
+flags.DEFINE_integer("fit_targets", proxy.FitConfig.targets, "Random targets per fit.")
+flags.DEFINE_integer("seed", 0, "Seed of targets and initial weights.")
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  from tqdm import tqdm
+
+  config = proxy.FitConfig(
+    fit_n=FLAGS.fit_n or None, targets=FLAGS.fit_targets, steps=FLAGS.fit_steps, seed=FLAGS.seed
+  )
+  bar = tqdm(desc="scoring candidates", unit="topo")
+  rows = search(
+    FLAGS.n,
+    FLAGS.budget,
+    FLAGS.depth_min,
+    FLAGS.depth_max,
+    n_in=FLAGS.n_in,
+    score=FLAGS.score,
+    config=config,
+    progress=bar.update,
+    on_total=lambda total: (setattr(bar, "total", total), bar.refresh()),
+    families=FLAGS.families,
+    parallel_widths=[int(w) for w in FLAGS.parallel_widths],
+    fan_ins=[int(f) for f in FLAGS.fan_ins],
+    random_seeds=FLAGS.random_seeds,
+  )
+  bar.close()
+  write_results(rows, FLAGS.workdir, FLAGS.score, FLAGS.budget)
+  best = rows[0]
+  print(f"{len(rows)} candidates within budget {FLAGS.budget}; best by {FLAGS.score}:")
+  print({k: best[k] for k in (*SPEC_COLUMNS, "num_params", FLAGS.score)})
+  print(f"wrote {FLAGS.workdir}/candidates.csv, best.json, score_vs_params.png")
+
+
+if __name__ == "__main__":
+  app.run(main)
