@@ -47,6 +47,15 @@ SHAPES = [
 ]
 ARRAYS = [(1, 1), (4, 4), (8, 8), (4, 8), (8, 3), (16, 5), (2, 32)]
 DATAFLOWS = ["os", "ws", "is"]
+# A few co-design-sized GEMMs (each takes SCALE-Sim seconds), all three dataflows.
+LARGE = [
+  (256, 256, 256, 32, 32, "os"),
+  (256, 256, 256, 32, 32, "ws"),
+  (256, 256, 256, 32, 32, "is"),
+  (200, 130, 90, 24, 40, "os"),
+  (200, 130, 90, 24, 40, "ws"),
+  (200, 130, 90, 24, 40, "is"),
+]
 # Bandwidth-limited (USER-mode) cases: (M, N, K, rows, cols, dataflow, bw words/cycle, SRAM kB).
 USER_CASES = [
   (32, 32, 32, 8, 8, "os", 1, 1),
@@ -180,7 +189,7 @@ def main() -> None:
   import numpy  # noqa: PLC0415
   import scalesim  # noqa: PLC0415,F401
 
-  cases = [(*s, *a, d) for s in SHAPES for a in ARRAYS for d in DATAFLOWS]
+  cases = [(*s, *a, d) for s in SHAPES for a in ARRAYS for d in DATAFLOWS] + LARGE
   results, failures = [], []
   for i, c in enumerate(cases):
     try:

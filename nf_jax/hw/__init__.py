@@ -1,4 +1,13 @@
-"""Hardware co-design: a cycle-level systolic-fabric simulator in vectorised JAX."""
+"""Hardware co-design: a cycle-level systolic-fabric simulator in vectorised JAX.
+
+* :func:`simulate_gemm` / :func:`simulate_gemm_cycles`: SCALE-Sim 3.0.0 CALC-mode cycles,
+  utilisation and SRAM counts for one GEMM (closed form; per-cycle ``lax.scan``), exact.
+* :func:`make_config` / :func:`grid`: :class:`HwConfig` batches (pytrees of arrays).
+* :func:`make_workload` / :func:`gemm_workload`: dense layers and sparse cascades as a
+  :class:`Workload`.
+* :func:`simulate`: latency, throughput, power, area, energy and stalls of every config in one
+  ``jit(vmap)`` call. ``python -m nf_jax.hw`` sweeps a grid and plots the trade-offs.
+"""
 
 from nf_jax.hw.config import DATAFLOWS as DATAFLOWS
 from nf_jax.hw.config import PRECISIONS as PRECISIONS
