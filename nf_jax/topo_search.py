@@ -220,21 +220,25 @@ def write_results(rows: Sequence[dict[str, Any]], workdir: str, score: str, budg
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/topo_search", "Output folder.")
-flags.DEFINE_integer("n", 1024, "Layer width (output lanes).")
-flags.DEFINE_integer("n_in", None, "Input width (default: n).")
-flags.DEFINE_integer("budget", 100_000, "Largest number of trainable weights.")
-flags.DEFINE_integer("depth_min", 1, "Smallest depth (stages).")
-flags.DEFINE_integer("depth_max", 12, "Largest depth (stages).")
-flags.DEFINE_list("families", list(T.FAMILIES), "Families to enumerate.")
-flags.DEFINE_list("parallel_widths", ["2", "4", "8"], "parallel_butterfly widths.")
-flags.DEFINE_list("fan_ins", ["2", "4", "8", "16", "32"], "random-family fan-ins.")
-flags.DEFINE_integer("random_seeds", 1, "Seeds per random-family spec.")
-flags.DEFINE_enum("score", proxy.PRIMARY_SCORE, list(proxy.SCORE_NAMES), "Ranking score.")
-flags.DEFINE_integer("fit_n", 32, "Proxy width of the fit (0: each topology's own width).")
-flags.DEFINE_integer("fit_steps", proxy.FitConfig.steps, "Adam steps per fit.")
-flags.DEFINE_integer("fit_targets", proxy.FitConfig.targets, "Random targets per fit.")
-flags.DEFINE_integer("seed", 0, "Seed of targets and initial weights.")
+
+
+def define_flags() -> None:
+  """The CLI's flags (defined only when run as a program, so importing never clashes)."""
+  flags.DEFINE_string("workdir", "runs/topo_search", "Output folder.")
+  flags.DEFINE_integer("n", 1024, "Layer width (output lanes).")
+  flags.DEFINE_integer("n_in", None, "Input width (default: n).")
+  flags.DEFINE_integer("budget", 100_000, "Largest number of trainable weights.")
+  flags.DEFINE_integer("depth_min", 1, "Smallest depth (stages).")
+  flags.DEFINE_integer("depth_max", 12, "Largest depth (stages).")
+  flags.DEFINE_list("families", list(T.FAMILIES), "Families to enumerate.")
+  flags.DEFINE_list("parallel_widths", ["2", "4", "8"], "parallel_butterfly widths.")
+  flags.DEFINE_list("fan_ins", ["2", "4", "8", "16", "32"], "random-family fan-ins.")
+  flags.DEFINE_integer("random_seeds", 1, "Seeds per random-family spec.")
+  flags.DEFINE_enum("score", proxy.PRIMARY_SCORE, list(proxy.SCORE_NAMES), "Ranking score.")
+  flags.DEFINE_integer("fit_n", 32, "Proxy width of the fit (0: each topology's own width).")
+  flags.DEFINE_integer("fit_steps", proxy.FitConfig.steps, "Adam steps per fit.")
+  flags.DEFINE_integer("fit_targets", proxy.FitConfig.targets, "Random targets per fit.")
+  flags.DEFINE_integer("seed", 0, "Seed of targets and initial weights.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -269,4 +273,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
