@@ -16,6 +16,7 @@ from nf_jax.hw.config import describe as describe
 from nf_jax.hw.config import grid as grid
 from nf_jax.hw.config import make_config as make_config
 from nf_jax.hw.config import take as take
+from nf_jax.hw.cycles import simulate_gemm_memory_cycles as simulate_gemm_memory_cycles
 from nf_jax.hw.fabric import gemm_layer as gemm_layer
 from nf_jax.hw.fabric import simulate as simulate
 from nf_jax.hw.gemm import simulate_gemm as simulate_gemm

@@ -2,16 +2,19 @@
 
 Dense layers (GEMMs) run on the ``rows x cols`` systolic array with the config's dataflow.
 Their compute schedule is SCALE-Sim's (see :mod:`nf_jax.hw.gemm`); memory is an event-level
-``lax.scan`` over the fold classes of the schedule (full/partial row fold x full/partial column
-fold, in SCALE-Sim's loop order), carrying explicit state: the cycle counter, the DRAM words read
-and written so far, and the stall cycles charged to each operand. Each fold prefetches its operand
-tiles into the half of the SRAM that is not in use (double buffering, SCALE-Sim's 50 % active
-fraction) while the previous fold computes, so a fold stalls by ``max(0, words / bw - L)`` cycles;
-the first fold's operands load before compute starts and the last fold's outputs drain after it.
-An operand whose whole matrix fits in half its SRAM is fetched from DRAM once; otherwise it is
-re-fetched on every reuse pass (a too-small SRAM is simulated by streaming, never rejected).
-With unlimited bandwidth (``dram_bw_gbs = inf``, SCALE-Sim CALC mode) the scan gives exactly
-SCALE-Sim's ``total_cycles``; the tests check that.
+``lax.scan`` over the fold categories of the schedule (first / middle / last column fold x first /
+middle / last row fold, in SCALE-Sim's loop order), carrying explicit state: the cycle counter and
+the stall cycles charged to each operand. Each fold prefetches the next fold's operand tiles into
+the half of the SRAM that is not in use (double buffering, SCALE-Sim's 50 % active fraction) and
+writes the previous fold's outputs while it computes, so a fold stalls by
+``max(0, words / bw - L)`` cycles; the first fold's operands load before compute starts and the
+last fold's outputs drain after it. An operand whose whole matrix fits in half its SRAM is fetched
+from DRAM once; otherwise it is re-fetched on every reuse pass (a too-small SRAM is simulated by
+streaming, never rejected). With unlimited bandwidth (``dram_bw_gbs = inf``, SCALE-Sim CALC mode)
+the scan gives exactly SCALE-Sim's ``total_cycles``; the tests check that. The clock-by-clock
+reference with SRAM-fill and write-queue state is :mod:`nf_jax.hw.cycles`: the two move the same
+DRAM words, and their cycles agree within a few percent (tested; the event scan spreads a
+category's prefetch over its own windows instead of the preceding fold's).
 
 Where the stall model differs from SCALE-Sim's USER mode: SCALE-Sim 3.0.0 replays every demand line
 through read buffers with a request queue and bank ports, fetches by address sets, and takes its
@@ -90,60 +93,75 @@ def gemm_layer(cfg: HwConfig, m: Any, n: Any, k: Any) -> dict:
     half * cfg.ofmap_sram_kb,
   )
   # Reuse: the streamed-along-rows operand (os/ws: ifmap, is: filter) is needed once per column
-  # fold; it comes from DRAM once if the whole matrix fits in (half) its SRAM.
-  stream_total = t * sr
-  stream_cap = jnp.where(df == 2, cap_fl, cap_if)
-  stream_reuse = jnp.where(stream_total <= stream_cap, 1.0 / fc, 1.0)
-  # os's filter column tile (t x C) serves fr consecutive folds if it fits.
-  os_b_reuse = jnp.where(t * c <= cap_fl, 1.0 / fr, 1.0)
-  # ws/is accumulate t x Sc partial sums across row folds; on chip if they fit, else spilled to
-  # DRAM after each row fold and read back for the next (2 - 1/fr words per final output).
+  # fold; it comes from DRAM only in the first column fold if the whole matrix fits in (half) its
+  # SRAM. os's filter column tile (t x C) serves all row folds of its column if it fits. ws/is
+  # accumulate t x Sc partial sums across row folds: on chip if they fit (written once, after the
+  # last row fold), else spilled after every row fold and read back by the next.
+  stream_fits = t * sr <= jnp.where(df == 2, cap_fl, cap_if)
+  os_tile_fits = t * c <= cap_fl
   psum_fits = t * sc <= cap_of
   is_os = df == 0
-
-  def fold_words(used_r: Any, used_c: Any) -> tuple:
-    a = t * used_r * stream_reuse
-    b = jnp.where(is_os, t * used_c * os_b_reuse, used_r * used_c)
-    out = jnp.where(is_os, used_r * used_c, t * used_c)
-    o_w = jnp.where(is_os | psum_fits, out / jnp.where(is_os, 1.0, fr), out)
-    o_r = jnp.where(is_os | psum_fits | (fr == 1), 0.0, out * (1.0 - 1.0 / fr))
-    ifm = jnp.where(df == 2, b, a)
-    flt = jnp.where(df == 2, a, b)
-    return ifm, flt, o_w, o_r
-
   last_r = sr - (fr - 1) * r
   last_c = sc - (fc - 1) * c
-  # Fold classes in SCALE-Sim order (column folds outer): (used rows, used cols, multiplicity).
-  used_r = jnp.stack([r, last_r, r, last_r])
-  used_c = jnp.stack([c, c, last_c, last_c])
-  count = jnp.stack([(fc - 1) * (fr - 1), fc - 1, fr - 1, 1.0 + 0.0 * fr])
+  # Fold categories in SCALE-Sim's order (column folds outer, row folds inner): column fold first
+  # / middle / last x row fold first / middle / last, each with its multiplicity; within one
+  # category every fold moves the same words, so the stall per fold is exact for it.
+  one = jnp.ones((), F32)
+  col_n = jnp.stack([one, jnp.maximum(fc - 2.0, 0.0), (fc >= 2).astype(F32)])
+  col_used = jnp.stack([jnp.minimum(c, sc), c, last_c])
+  col_later = jnp.asarray([False, True, True])  # column fold index > 0
+  row_n = jnp.stack([one, jnp.maximum(fr - 2.0, 0.0), (fr >= 2).astype(F32)])
+  row_used = jnp.stack([jnp.minimum(r, sr), r, last_r])
+  row_first = jnp.asarray([True, False, False])
+  row_final = jnp.stack([fr == 1, jnp.asarray(False), jnp.asarray(True)])
+  count = (col_n[:, None] * row_n[None, :]).ravel()
+  uc = jnp.repeat(col_used, 3)
+  later = jnp.repeat(col_later, 3)
+  ur, first_row, final_row = (jnp.tile(x, 3) for x in (row_used, row_first, row_final))
+  stream = jnp.where(stream_fits & later, 0.0, t * ur)
+  other = jnp.where(is_os, jnp.where(first_row | ~os_tile_fits, t * uc, 0.0), ur * uc)
+  wro = jnp.where(~is_os & ~psum_fits & ~first_row, t * uc, 0.0)  # partial sums read back
+  wo = jnp.where(is_os, ur * uc, jnp.where(psum_fits & ~final_row, 0.0, t * uc))
+  wi = jnp.where(df == 2, other, stream)
+  wf = jnp.where(df == 2, stream, other)
+  # The first fold (category 0) loads in the prologue; the last fold's outputs drain in the
+  # epilogue. Each fold's window prefetches the next fold's operands and writes the previous
+  # fold's outputs, so the last fold's window reads nothing and the first's writes nothing.
+  is_first = jnp.arange(9) == 0
+  last_cat = 3 * jnp.where(fc >= 2, 2, 0) + jnp.where(fr >= 2, 2, 0)
+  is_last = jnp.arange(9) == last_cat
+  first_i, first_f = wi[0], wf[0]
+  epi_words = wo[last_cat]
+  rd_total = jnp.sum(count * (wi + wf + wro))
+  wr_total = jnp.sum(count * wo)
+  # Windows carry their own category's words, rescaled so they move exactly the words that the
+  # prologue and epilogue do not (the totals equal the clock-by-clock model's).
+  win_rd = jnp.where(is_last, 0.0, 1.0)
+  win_wr = jnp.where(is_first, 0.0, 1.0)
+  rho = jnp.maximum(rd_total - first_i - first_f, 0.0) / jnp.maximum(
+    jnp.sum(count * win_rd * (wi + wf + wro)), 1e-30
+  )
+  sigma = jnp.maximum(wr_total - epi_words, 0.0) / jnp.maximum(jnp.sum(count * win_wr * wo), 1e-30)
+  xi, xf, xro, xo = (rho * win_rd * wi, rho * win_rd * wf, rho * win_rd * wro, sigma * win_wr * wo)
 
   def event(carry: tuple, ev: tuple) -> tuple:
-    cycle, rd, wr, st_i, st_f, st_o = carry
-    ur, uc, cnt = ev
-    wi, wf, wo, wro = fold_words(ur, uc)
-    words = wi + wf + wo + wro
+    cycle, st_i, st_f, st_o = carry
+    cnt, ei, ef, ero, eo = ev
+    words = ei + ef + ero + eo
     stall = jnp.maximum(words / bw - lines, 0.0)
     share = stall / jnp.maximum(words, 1e-30)
-    cycle = cycle + cnt * (lines + stall)
     return (
-      cycle,
-      rd + cnt * (wi + wf + wro),
-      wr + cnt * wo,
-      st_i + cnt * share * wi,
-      st_f + cnt * share * wf,
-      st_o + cnt * share * (wo + wro),
+      cycle + cnt * (lines + stall),
+      st_i + cnt * share * ei,
+      st_f + cnt * share * ef,
+      st_o + cnt * share * (eo + ero),
     ), None
 
   zero = jnp.zeros((), F32)
-  (cycle, rd, wr, st_i, st_f, st_o), _ = jax.lax.scan(event, (zero,) * 6, (used_r, used_c, count))
-  # Prologue: the first fold's operands, without reuse discounts, before any compute.
-  first_i = jnp.where(df == 2, used_r[0] * used_c[0], t * used_r[0])
-  first_f = jnp.where(
-    is_os, t * used_c[0], jnp.where(df == 1, used_r[0] * used_c[0], t * used_r[0])
-  )
+  (cycle, st_i, st_f, st_o), _ = jax.lax.scan(event, (zero,) * 4, (count, xi, xf, xro, xo))
+  rd, wr = rd_total, wr_total
   pro = (first_i + first_f) / bw
-  epi = jnp.where(is_os, last_r * last_c, t * last_c) / bw  # drain of the last outputs
+  epi = epi_words / bw
   compute = cf["folds"] * lines - 1.0
   cycles = cycle - 1.0 + pro + epi
   return dict(
