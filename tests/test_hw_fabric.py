@@ -201,6 +201,8 @@ def test_bad_workload():
     hw.make_workload([("dense", 4, 0)])
   with pytest.raises(ValueError, match="layers\\[0\\]"):
     hw.make_workload(["conv"])
+  with pytest.raises(ValueError, match="empty"):
+    hw.make_workload([])
 
 
 def test_port_conflicts_from_tables_hand_computed():

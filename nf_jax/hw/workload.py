@@ -82,6 +82,8 @@ def make_workload(layers: Sequence[Any], batch: int = 1) -> Workload:
   """
   if int(batch) != batch or batch <= 0:
     raise ValueError(f"batch={batch!r} must be a positive integer")
+  if not layers:
+    raise ValueError("layers=[] is empty; pass Topology objects and/or ('dense', n_in, n_out)")
   gemms: list[tuple[int, int]] = []
   stages: list[tuple[int, ...]] = []
   sched: list[np.ndarray] = []
