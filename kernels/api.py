@@ -7,12 +7,18 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from absl import logging
-from nf_jax.kernels import xla_gather
+from nf_jax.kernels import custom_vjp, pallas_cascade, structure, xla_blocked, xla_gather
+from nf_jax.kernels.block_sizes import BlockSizes
 
 from nf_jax.topology import Topology
 
 # Implementations in order of preference; "auto" picks the first that supports the call.
-IMPLEMENTATIONS = ("xla_gather",)
+IMPLEMENTATIONS = ("pallas", "xla_blocked", "xla_gather")
+
+# Bytes of one fused-kernel batch tile (all lanes of the widest stage, float32) that still fit
+# on chip: an H100 SM has 228 KiB of shared memory (NVIDIA H100 datasheet / CUDA guide, compute
+# capability 9.0); keep half of it for the resident weights and double buffering.
+PALLAS_TILE_BYTES = 112 * 1024
 
 
 def validate_args(x: jax.Array, weights: Sequence[jax.Array], topology: Topology) -> None:
@@ -41,13 +47,55 @@ def validate_args(x: jax.Array, weights: Sequence[jax.Array], topology: Topology
       raise ValueError(f"weights[{s}].dtype={w.dtype} must be a floating type")
 
 
-def choose_impl(x: jax.Array, topology: Topology, impl: str = "auto") -> tuple[str, str]:
-  """Returns ``(implementation, reason)`` for this call without running it."""
+def _refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | None:
+  """Why ``impl`` cannot run ``topology`` (None when it can)."""
+  if impl == "xla_gather":
+    return None
+  plan = structure.plan_topology(topology)
+  if plan.stages is None:
+    return plan.reason
+  if impl == "pallas":
+    merged = xla_blocked.program_plans(plan.stages, block_sizes.max_merge)
+    return pallas_cascade.pallas_refusal(merged)
+  return None
+
+
+def choose_impl(
+  x: jax.Array, topology: Topology, impl: str = "auto", block_sizes: BlockSizes | None = None
+) -> tuple[str, str]:
+  """Returns ``(implementation, reason)`` for this call without running it.
+
+  ``"auto"`` picks ``pallas`` on GPU/TPU when the fused kernel handles the topology and a batch
+  tile fits on chip, else ``xla_blocked`` when every stage is block structured, else
+  ``xla_gather``. An explicit ``impl`` that cannot handle the topology raises ValueError saying
+  why.
+  """
+  backend = jax.default_backend()
+  block_sizes = block_sizes or BlockSizes.get_default(backend)
   if impl != "auto":
     if impl not in IMPLEMENTATIONS:
       raise ValueError(f"impl={impl!r} is not one of {('auto',) + IMPLEMENTATIONS}")
+    reason = _refusal(impl, topology, block_sizes)
+    if reason is not None:
+      raise ValueError(
+        f"impl={impl!r} cannot handle {topology!r}: {reason}; use impl='auto' or 'xla_gather'"
+      )
     return impl, "requested explicitly"
-  return "xla_gather", "the only implementation that handles every topology"
+  blocked = _refusal("xla_blocked", topology, block_sizes)
+  if backend in ("gpu", "tpu", "cuda", "rocm"):
+    pallas = _refusal("pallas", topology, block_sizes)
+    width = max(max(topology.stage_n_out), max(topology.stage_n_in))
+    tile_bytes = block_sizes.batch_tile * width * 4
+    if pallas is None and tile_bytes > PALLAS_TILE_BYTES:
+      pallas = f"a batch tile of {tile_bytes} B exceeds the on-chip budget {PALLAS_TILE_BYTES} B"
+    if pallas is None:
+      return "pallas", f"{backend}: fused kernel handles every stage"
+    if blocked is None:
+      return "xla_blocked", f"{backend}: pallas refused ({pallas}); stages are block structured"
+    return "xla_gather", f"{backend}: pallas refused ({pallas}); xla_blocked refused ({blocked})"
+  if blocked is None:
+    return "xla_blocked", f"{backend}: {structure.plan_topology(topology).reason}"
+  return "xla_gather", f"{backend}: xla_blocked refused ({blocked})"
 
 
 def cascade_matmul(
@@ -57,6 +105,7 @@ def cascade_matmul(
   impl: str = "auto",
   *,
   interpret: bool = False,
+  block_sizes: BlockSizes | None = None,
 ) -> jax.Array:
   """Applies the sparse cascade: ``x @ M_0 @ ... @ M_{D-1}``.
 
@@ -64,17 +113,33 @@ def cascade_matmul(
     x: ``[..., n_in]`` activations.
     weights: per stage, ``[n_out_s, fan_in_s]`` (the shape of ``topology.stages[s]``).
     topology: the cascade's static tables.
-    impl: ``"auto"`` or one of ``IMPLEMENTATIONS``.
-    interpret: run Pallas kernels in interpreter mode (CPU tests).
+    impl: ``"auto"`` or one of ``IMPLEMENTATIONS`` (see :func:`choose_impl`).
+    interpret: run Pallas kernels in interpreter mode (CPU tests). With ``impl="auto"`` on CPU,
+      ``interpret=True`` selects the (interpreted) fused kernel when it supports the topology.
+    block_sizes: tiling; ``BlockSizes.get_default(backend)`` when None.
 
   Returns:
     ``[..., n_out]`` in ``x.dtype``.
   """
-  del interpret  # Used by the Pallas implementation.
   validate_args(x, weights, topology)
-  chosen, reason = choose_impl(x, topology, impl)
-  logging.log_first_n(logging.DEBUG, "cascade_matmul: %s (%s)", 8, chosen, reason)
+  backend = jax.default_backend()
+  block_sizes = block_sizes or BlockSizes.get_default(backend)
+  if impl == "auto" and interpret and _refusal("pallas", topology, block_sizes) is None:
+    chosen, reason = "pallas", "interpret=True asks for the fused kernel in interpreter mode"
+  else:
+    chosen, reason = choose_impl(x, topology, impl, block_sizes)
+  if impl == "auto" and chosen != IMPLEMENTATIONS[0]:
+    logging.info("cascade_matmul falls back to %s: %s", chosen, reason)
+  else:
+    logging.log_first_n(logging.DEBUG, "cascade_matmul: %s (%s)", 8, chosen, reason)
   lead = x.shape[:-1]
   flat = x.reshape(-1, topology.n_in)
-  out = xla_gather.cascade_matmul_gather(flat, weights, topology)
-  return out.reshape(*lead, topology.n_out)
+  if chosen == "xla_gather":
+    out = xla_gather.cascade_matmul_gather(flat, weights, topology)
+  else:
+    stages = structure.plan_topology(topology).stages
+    if chosen == "xla_blocked":
+      out = xla_blocked.cascade_matmul_blocked(flat, weights, stages, block_sizes)
+    else:
+      out = custom_vjp.cascade_matmul_pallas(flat, weights, stages, block_sizes, interpret)
+  return out.reshape(*lead, topology.n_out).astype(x.dtype)

@@ -1,0 +1,236 @@
+"""Every cascade_matmul implementation against dense references: forward, dx, dW, vmap, bf16."""
+
+from __future__ import annotations
+
+import logging
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from nf_jax.kernels import structure
+
+from nf_jax import kernels
+from nf_jax import topology as T
+
+# Max |error| / max |reference|, per dtype (bf16 keeps 8 mantissa bits, ~4e-3 per rounding, and
+# the errors of a few stages and a reduction add up).
+TOLERANCE = {jnp.float32: 2e-5, jnp.bfloat16: 4e-2}
+
+TOPOLOGIES = {
+  "butterfly_r2": dict(name="butterfly", n=32, radix=2),
+  "butterfly_r4_skip": dict(name="butterfly", n=64, radix=4, skip=True),
+  "butterfly_r16": dict(name="butterfly", n=256, radix=16),
+  "parallel_skip": dict(name="parallel_butterfly", n=16, radix=2, width=2, skip=True),
+  "rectangular_skip": dict(name="butterfly", n=32, n_in=20, radix=2, skip=True),
+  "random": dict(name="random", n=32, n_in=24, fan_in=4, depth=2),
+  "clos": dict(name="clos", n=16, radix=4, width=4),
+  # n = 32 is not a power of 4, so the stride permutation is not a butterfly digit pattern.
+  "block_diagonal_skip": dict(name="block_diagonal", n=32, radix=4, skip=True),
+}
+
+# Which explicit implementations must accept each topology (the others must refuse it).
+SUPPORTED = {
+  "butterfly_r2": ("pallas", "xla_blocked", "xla_gather"),
+  "butterfly_r4_skip": ("pallas", "xla_blocked", "xla_gather"),
+  "butterfly_r16": ("pallas", "xla_blocked", "xla_gather"),
+  "parallel_skip": ("pallas", "xla_blocked", "xla_gather"),
+  "rectangular_skip": ("pallas", "xla_blocked", "xla_gather"),
+  "random": ("xla_gather",),
+  "clos": ("pallas", "xla_blocked", "xla_gather"),
+  "block_diagonal_skip": ("xla_blocked", "xla_gather"),
+}
+
+
+def make(key: str) -> T.Topology:
+  spec = dict(TOPOLOGIES[key])
+  return T.make(spec.pop("name"), spec.pop("n"), **spec)
+
+
+def numpy_dense(weights, t: T.Topology) -> np.ndarray:
+  """Independent oracle: dense stage matrices built with np.add.at, multiplied in float64."""
+  total = np.eye(t.n_in)
+  for w, table, skip, n_in in zip(weights, t.stages, t.skips, t.stage_n_in):
+    m = np.zeros((n_in, table.shape[0]))
+    rows = np.broadcast_to(np.arange(table.shape[0])[:, None], table.shape)
+    np.add.at(m, (table, rows), np.asarray(w, np.float64))
+    if skip is not None:
+      rows = np.broadcast_to(np.arange(skip.shape[0])[:, None], skip.shape)
+      np.add.at(m, (skip, rows), 1.0 / skip.shape[1])
+    total = total @ m
+  return total
+
+
+def random_args(t: T.Topology, batch: int, dtype, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.standard_normal((batch, t.n_in)), dtype)
+  ws = [
+    jnp.asarray(rng.standard_normal(tab.shape) / np.sqrt(tab.shape[1]), dtype) for tab in t.stages
+  ]
+  return x, ws
+
+
+def rel_err(a, b) -> float:
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def run(x, ws, t, impl):
+  return kernels.cascade_matmul(x, ws, t, impl, interpret=impl == "pallas")
+
+
+CASES = [(k, impl) for k in TOPOLOGIES for impl in SUPPORTED[k]]
+# To fit the CI budget, bf16 runs on three topologies (skips, a branch-summing stage, wrapped
+# inputs) and the foundation's xla_gather baseline is differentiated on two.
+BF16_KEYS = ("butterfly_r4_skip", "parallel_skip", "rectangular_skip")
+FORWARD_CASES = [(k, i, jnp.float32) for k, i in CASES] + [
+  (k, i, jnp.bfloat16) for k, i in CASES if k in BF16_KEYS
+]
+GRAD_CASES = [
+  (k, i, jnp.float32) for k, i in CASES if i != "xla_gather" or k in ("random", "parallel_skip")
+] + [(k, i, jnp.bfloat16) for k, i in CASES if k in BF16_KEYS[:2] and i != "xla_gather"]
+
+
+@pytest.mark.parametrize("key", list(TOPOLOGIES))
+def test_dense_reference_matches_numpy(key):
+  t = make(key)
+  _, ws = random_args(t, 1, jnp.float32)
+  assert rel_err(kernels.cascade_dense_matrix(ws, t), numpy_dense(ws, t)) < 1e-5
+
+
+@pytest.mark.parametrize("key,impl,dtype", FORWARD_CASES)
+def test_forward_matches_dense(key, impl, dtype):
+  t = make(key)
+  x, ws = random_args(t, 13, dtype)  # 13: not a multiple of any batch tile
+  y = jax.jit(lambda x, ws: run(x, ws, t, impl))(x, ws)
+  assert y.shape == (13, t.n_out) and y.dtype == dtype
+  x64 = np.asarray(x.astype(jnp.float32), np.float64)
+  expected = x64 @ numpy_dense([w.astype(jnp.float32) for w in ws], t)
+  assert rel_err(y.astype(jnp.float32), expected) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("key,impl,dtype", GRAD_CASES)
+def test_gradients_match_reference(key, impl, dtype):
+  t = make(key)
+  x, ws = random_args(t, 13, dtype, seed=1)
+  cot = jnp.asarray(np.random.default_rng(2).standard_normal((13, t.n_out)), jnp.float32)
+
+  def loss(fn):
+    return lambda x, ws: jnp.sum(fn(x, ws).astype(jnp.float32) * cot)
+
+  got = jax.jit(jax.grad(loss(lambda x, ws: run(x, ws, t, impl)), argnums=(0, 1)))(x, ws)
+  # Oracle: dx = g M^T and dW by autodiff of the dense float32 reference.
+  f32 = lambda a: a.astype(jnp.float32)
+  want = jax.grad(loss(lambda x, ws: kernels.cascade_matmul_reference(x, ws, t)), argnums=(0, 1))(
+    f32(x), [f32(w) for w in ws]
+  )
+  dense = numpy_dense([f32(w) for w in ws], t)
+  assert rel_err(f32(got[0]), np.asarray(cot, np.float64) @ dense.T) < TOLERANCE[dtype]
+  assert got[0].dtype == dtype and all(g.dtype == dtype for g in got[1])
+  for s, (g, w) in enumerate(zip(got[1], want[1])):
+    assert rel_err(f32(g), w) < TOLERANCE[dtype], f"dW[{s}]"
+
+
+@pytest.mark.parametrize(
+  "impl,block_sizes",
+  [
+    ("xla_blocked", kernels.BlockSizes(8, 1)),
+    ("xla_blocked", kernels.BlockSizes(16, 4, digit_layout=False)),
+    ("pallas", kernels.BlockSizes(8, 1)),
+    ("pallas", kernels.BlockSizes(16, 8)),
+  ],
+)
+def test_block_sizes_and_merging(impl, block_sizes):
+  t = T.make("butterfly", 64, radix=2, depth=8, skip=True)  # depth > log2(n): digits repeat
+  x, ws = random_args(t, 20, jnp.float32)
+  y = kernels.cascade_matmul(x, ws, t, impl, interpret=True, block_sizes=block_sizes)
+  assert rel_err(y, np.asarray(x, np.float64) @ numpy_dense(ws, t)) < TOLERANCE[jnp.float32]
+
+
+@pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather"])
+def test_vmap_matches_batched_call(impl):
+  t = make("butterfly_r4_skip")
+  x, ws = random_args(t, 12, jnp.float32)
+  x3 = x.reshape(3, 4, t.n_in)
+  got = jax.vmap(lambda xi: run(xi, ws, t, impl))(x3)
+  want = np.asarray(x, np.float64) @ numpy_dense(ws, t)
+  assert rel_err(got.reshape(12, t.n_out), want) < TOLERANCE[jnp.float32]
+  # Leading batch dims are flattened by cascade_matmul itself.
+  assert rel_err(run(x3, ws, t, impl).reshape(12, -1), want) < TOLERANCE[jnp.float32]
+
+
+@pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather"])
+def test_second_call_does_not_retrace(impl):
+  t = make("butterfly_r2")
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(x, ws):
+    return run(x, ws, t, impl)
+
+  chex.clear_trace_counter()
+  for seed in range(3):
+    x, ws = random_args(t, 8, jnp.float32, seed)
+    jax.block_until_ready(f(x, ws))
+
+
+@pytest.mark.parametrize("key", list(TOPOLOGIES))
+def test_unsupported_impl_raises_with_reason(key):
+  t = make(key)
+  x, ws = random_args(t, 2, jnp.float32)
+  for impl in set(kernels.IMPLEMENTATIONS) - set(SUPPORTED[key]):
+    with pytest.raises(ValueError, match=f"impl='{impl}' cannot handle"):
+      kernels.cascade_matmul(x, ws, t, impl, interpret=True)
+
+
+def test_auto_choice_and_fallback_log(caplog):
+  butterfly, rand = make("butterfly_r2"), make("random")
+  x = jnp.zeros((4, butterfly.n_in))
+  assert kernels.choose_impl(x, butterfly)[0] == "xla_blocked"  # CPU backend in CI
+  impl, reason = kernels.choose_impl(jnp.zeros((4, rand.n_in)), rand)
+  assert impl == "xla_gather" and "rows do not form groups" in reason
+  caplog.set_level(logging.INFO, logger="absl")
+  _, ws = random_args(rand, 1, jnp.float32)
+  kernels.cascade_matmul(jnp.zeros((4, rand.n_in)), ws, rand)
+  assert any("falls back to xla_gather" in r.getMessage() for r in caplog.records)
+
+
+def test_structure_detection_from_tables():
+  t = T.make("butterfly", 64, radix=4)
+  plans = structure.plan_topology(t).stages
+  assert [(sp.A, sp.ko, sp.C, sp.src_kind) for sp in plans] == [
+    (16, 4, 1, "identity"),
+    (4, 4, 4, "identity"),
+    (1, 4, 16, "identity"),
+  ]
+  # Swapping two rows of different groups breaks the shared-input-list pattern.
+  table = np.array(t.stages[1])
+  table[[0, 1]] = table[[1, 0]]  # rows 0 and 1 are in different stride-4 groups
+  assert isinstance(structure.detect_stage(table, None, 64), str)
+  bad = np.array(t.stages[1])
+  bad[0, 0] = (bad[0, 0] + 1) % 64
+  assert isinstance(structure.detect_stage(bad, None, 64), str)
+
+
+def test_bad_input_names_both_shapes():
+  t = make("butterfly_r2")
+  x, ws = random_args(t, 4, jnp.float32)
+  with pytest.raises(ValueError, match=r"x.shape=\(4, 31\).*n_in=32"):
+    kernels.cascade_matmul(x[:, :31], ws, t)
+  with pytest.raises(
+    ValueError, match=r"weights\[1\].shape=\(32, 3\).*stages\[1\].shape=\(32, 2\)"
+  ):
+    kernels.cascade_matmul(x, [ws[0], jnp.zeros((32, 3))] + ws[2:], t)
+  with pytest.raises(ValueError, match="x.dtype=int32"):
+    kernels.cascade_matmul(x.astype(jnp.int32), ws, t)
+  with pytest.raises(ValueError, match="impl='fast'"):
+    kernels.cascade_matmul(x, ws, t, "fast")
+
+
+def test_block_sizes_validation():
+  with pytest.raises(ValueError, match="batch_tile=12"):
+    kernels.BlockSizes(batch_tile=12)
+  with pytest.raises(ValueError, match="max_merge=0"):
+    kernels.BlockSizes(max_merge=0)
+  assert kernels.BlockSizes.get_default("cpu") == kernels.BlockSizes()
