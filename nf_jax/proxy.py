@@ -64,6 +64,8 @@ HIGHER_IS_BETTER = {
   "eff_rank": True,
 }
 PRIMARY_SCORE = "fit_score"
+# Largest per-batch array of the fit, in float32 elements (64 MiB): bounds peak memory.
+MAX_BATCH_ELEMENTS = 1 << 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,29 +192,60 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
 # Fit-based scores
 
 
-def stage_masks(t: T.Topology, lanes: int) -> tuple[np.ndarray, np.ndarray]:
-  """Dense ``[D, lanes, lanes]`` trainable-edge masks and fixed skip matrices of ``t``.
+def branches(t: T.Topology) -> int:
+  """Independent parallel branches of ``t`` (``width`` for a parallel butterfly of depth >= 2).
 
-  Stage s occupies the top-left ``[n_in_s, n_out_s]`` block: ``mask[s, i, j] = 1`` where output
-  j gathers input i (repeated edges carry one free weight between them, so 1 either way) and
-  ``fixed[s, i, j]`` holds the skip coefficients ``1 / r_s``. This is the numpy mirror of
+  The hidden stages of a parallel butterfly are block-diagonal over its branches, so its
+  matrix is a sum of ``width`` square cascades: fitting it that way costs ``width`` times a
+  branch instead of ``width**3`` times (one ``[width*n]``-lane chain).
+  """
+  return t.params()["width"] if t.name == "parallel_butterfly" and t.depth >= 2 else 1
+
+
+def _dense_stage(table: np.ndarray, skip: np.ndarray | None, n_in: int) -> tuple[np.ndarray, ...]:
+  """Binary edge mask and fixed skip matrix ``[n_in, n_out]`` of one stage (numpy)."""
+  n_out = table.shape[0]
+  mask = np.zeros((n_in, n_out), np.float32)
+  mask[table, np.broadcast_to(np.arange(n_out)[:, None], table.shape)] = 1.0
+  fixed = np.zeros((n_in, n_out), np.float32)
+  if skip is not None:
+    np.add.at(
+      fixed, (skip, np.broadcast_to(np.arange(n_out)[:, None], skip.shape)), 1 / skip.shape[1]
+    )
+  return mask, fixed
+
+
+def stage_masks(t: T.Topology, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+  """Trainable-edge masks and fixed skip matrices of ``t``, ``float32[P, D, lanes, lanes]``.
+
+  ``P = branches(t)``; the cascade's matrix is ``sum_b prod_s (W[b, s] * mask[b, s] +
+  fixed[b, s])``. Each block sits top-left, zero-padded: ``mask[b, s, i, j] = 1`` where output
+  j of stage s gathers input i (repeated edges carry one free weight between them, so 1 either
+  way) and ``fixed`` holds the skip coefficients ``1 / r_s``. This is the numpy mirror of
   :func:`nf_jax.kernels.reference.stage_dense_matrix` (built on the host: the JAX version
   costs ~20 ms of dispatch per topology, more than its whole fit).
   """
-  mask = np.zeros((t.depth, lanes, lanes), np.float32)
-  fixed = np.zeros((t.depth, lanes, lanes), np.float32)
-  for s, (table, skip) in enumerate(zip(t.stages, t.skips)):
-    cols = np.broadcast_to(np.arange(table.shape[0])[:, None], table.shape)
-    mask[s, table, cols] = 1.0
-    if skip is not None:
-      skip_cols = np.broadcast_to(np.arange(skip.shape[0])[:, None], skip.shape)
-      np.add.at(fixed[s], (skip, skip_cols), 1.0 / skip.shape[1])
+  p = branches(t)
+  mask = np.zeros((p, t.depth, lanes, lanes), np.float32)
+  fixed = np.zeros_like(mask)
+  for s, (table, skip, n_in) in enumerate(zip(t.stages, t.skips, t.stage_n_in)):
+    m, f = _dense_stage(table, skip, n_in)
+    for b in range(p):
+      rows = slice(None) if s == 0 or p == 1 else slice(b * t.n_out, (b + 1) * t.n_out)
+      cols = slice(None) if s == t.depth - 1 or p == 1 else slice(b * t.n_out, (b + 1) * t.n_out)
+      bm, bf = m[rows, cols], f[rows, cols]
+      mask[b, s, : bm.shape[0], : bm.shape[1]] = bm
+      fixed[b, s, : bf.shape[0], : bf.shape[1]] = bf
+    if p > 1 and 0 < s:  # stage inputs are branch lanes: nothing may cross branches
+      blocks = sum(float(mask[b, s].sum() + fixed[b, s].sum()) for b in range(p))
+      if not math.isclose(blocks, float(m.sum() + f.sum()), rel_tol=1e-5):
+        raise AssertionError(f"{t}: stage {s} is not block-diagonal over its {p} branches")
   return mask, fixed
 
 
 def _lanes(t: T.Topology) -> int:
-  """Padded lane count of ``t``'s stages: the next power of two (fewer compilations)."""
-  widest = max(t.n_in, *t.stage_n_in, *t.stage_n_out)
+  """Padded lane count of ``t``'s blocks: the next power of two (fewer compilations)."""
+  widest = max(t.n_in, t.n_out) if branches(t) > 1 else max(t.n_in, *t.stage_n_in, *t.stage_n_out)
   return 1 << (widest - 1).bit_length()
 
 
@@ -242,7 +275,7 @@ def _fit_batch(
   """Fits a batch of same-shape cascades to their targets.
 
   Args:
-    masks, fixed: ``float32[B, D, L, L]`` from :func:`stage_masks` (zero-padded to L lanes).
+    masks, fixed: ``float32[B, P, D, L, L]`` from :func:`stage_masks` (zero-padded).
     stds: ``float32[B, D]`` initial weight standard deviations.
     targets: ``float32[B, K, L, L]``, zero outside each candidate's ``[n_in, n_out]`` block.
     rank_size: ``float32[B]``, ``min(n_in, n_out)`` of each candidate.
@@ -254,20 +287,22 @@ def _fit_batch(
   """
   schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01)
   optimiser = optax.adam(schedule)
-  depth, lanes = masks.shape[1], masks.shape[2]
+  shape = masks.shape[1:]  # [P, D, L, L]
+
+  def chain(stages):
+    out, _ = jax.lax.scan(lambda h, m: (jnp.matmul(h, m), None), stages[0], stages[1:])
+    return out
 
   def one_candidate(mask, fix, std, cand_targets, size):
     def product(free):
-      stages = free * mask + fix
-      out, _ = jax.lax.scan(lambda h, m: (jnp.matmul(h, m), None), stages[0], stages[1:])
-      return out
+      return jax.vmap(chain)(free * mask + fix).sum(0)  # branches add up
 
     def loss(free, target):
       diff = product(free) - target
       return jnp.sum(diff * diff) / jnp.sum(target * target)
 
     def fit(k, target):
-      free0 = std[:, None, None] * jax.random.normal(k, (depth, lanes, lanes))
+      free0 = std[None, :, None, None] * jax.random.normal(k, shape)
 
       def step(carry, _):
         free, state = carry
@@ -320,15 +355,19 @@ def fit_scores(
   proxies = [proxy_topology(t, config.fit_n) for t in topologies]
   residual = np.zeros(len(proxies))
   rank = np.zeros(len(proxies))
-  groups: dict[tuple[int, int], list[int]] = {}
+  groups: dict[tuple[int, int, int], list[int]] = {}
   for i, p in enumerate(proxies):
-    groups.setdefault((_lanes(p), p.depth), []).append(i)
+    groups.setdefault((_lanes(p), p.depth, branches(p)), []).append(i)
   key = jax.random.PRNGKey(config.seed)
-  for (lanes, depth), members in sorted(groups.items()):
-    for start in range(0, len(members), config.max_batch):
-      chunk = members[start : start + config.max_batch]
+  for (lanes, depth, num_branches), members in sorted(groups.items()):
+    # Cap each batch's largest array (weights, Adam moments) at MAX_BATCH_ELEMENTS floats.
+    per_candidate = config.targets * num_branches * depth * lanes * lanes
+    cap = min(config.max_batch, max(1, MAX_BATCH_ELEMENTS // per_candidate))
+    cap = 1 << (cap.bit_length() - 1)
+    for start in range(0, len(members), cap):
+      chunk = members[start : start + cap]
       padded = chunk + [chunk[0]] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
-      masks = np.zeros((len(padded), depth, lanes, lanes), np.float32)
+      masks = np.zeros((len(padded), num_branches, depth, lanes, lanes), np.float32)
       fixed = np.zeros_like(masks)
       targets = np.zeros((len(padded), config.targets, lanes, lanes), np.float32)
       for b, i in enumerate(padded):

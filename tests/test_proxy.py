@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -135,16 +136,63 @@ def test_effective_rank_against_numpy():
   np.testing.assert_allclose(float(P._effective_rank(w, np.float32(6))), expected, rtol=1e-5)
 
 
-def test_stage_masks_match_dense_reference():
-  t = T.make("parallel_butterfly", 8, radix=2, width=2, skip=True)
-  mask, fixed = P.stage_masks(t, 16)
+@pytest.mark.parametrize(
+  "t",
+  [
+    T.make("parallel_butterfly", 8, radix=2, width=3, skip=True),
+    T.make("parallel_butterfly", 8, n_in=6, radix=2, width=2, depth=2),
+    T.make("clos", 12, radix=3, width=2, skip=True),
+    T.make("random", 8, n_in=5, fan_in=2, depth=3, skip=True),
+  ],
+  ids=str,
+)
+def test_stage_masks_rebuild_the_dense_product(t):
+  # With every weight 1, sum over branches of prod_s (mask + fixed) must equal the product
+  # of the foundation's dense stage matrices (edges 1, skips 1 / r_s); a repeated edge (inputs
+  # wrapping when n_in < n) is one free weight, so the reference edge matrix is binarised.
+  lanes = P._lanes(t)
+  mask, fixed = P.stage_masks(t, lanes)
+  assert mask.shape == (P.branches(t), t.depth, lanes, lanes)
+  expected = np.eye(t.n_in)
+  for table, skip, n_in in zip(t.stages, t.skips, t.stage_n_in):
+    edges = np.asarray(stage_dense_matrix(jnp.ones(table.shape), table, None, n_in)) > 0
+    skips = np.asarray(stage_dense_matrix(jnp.zeros(table.shape), table, skip, n_in))
+    expected = expected @ (edges + skips)
+  got = np.zeros((lanes, lanes))
+  for b in range(mask.shape[0]):
+    prod = np.eye(lanes)
+    for s in range(t.depth):
+      prod = prod @ (mask[b, s] + fixed[b, s])
+    got += prod
+  np.testing.assert_allclose(got[: t.n_in, : t.n_out], expected, rtol=1e-5)
+  assert not got[t.n_in :].any() and not got[:, t.n_out :].any()
+
+
+def test_parallel_branches_fit_like_the_single_chain():
+  # The same topology fitted as one wide chain (P = 1) and as summed branches must agree:
+  # both parametrise the same set of matrices. The wide chain is forced via a batch of one
+  # built by hand.
+  t = T.make("parallel_butterfly", 4, radix=2, width=2)
+  cfg = P.FitConfig(fit_n=None, targets=1, steps=300)
+  target = P.random_targets(t.n_in, t.n_out, 1, cfg.seed)
+  mask, fixed = np.zeros((1, 1, t.depth, 8, 8), np.float32), np.zeros((1, 1, t.depth, 8, 8))
   for s, (table, skip, n_in) in enumerate(zip(t.stages, t.skips, t.stage_n_in)):
-    ones = stage_dense_matrix(jnp.ones(table.shape), table, None, n_in)
-    skip_only = stage_dense_matrix(jnp.zeros(table.shape), table, skip, n_in)
-    n_out = table.shape[0]
-    np.testing.assert_array_equal(mask[s, :n_in, :n_out], np.asarray(ones) > 0)
-    np.testing.assert_allclose(fixed[s, :n_in, :n_out], skip_only, rtol=1e-6)
-    assert not mask[s, n_in:].any() and not mask[s, :, n_out:].any()
+    m, _ = P._dense_stage(table, skip, n_in)
+    mask[0, 0, s, : m.shape[0], : m.shape[1]] = m
+  targets = np.zeros((1, 1, 8, 8), np.float32)
+  targets[0, 0, :4, :4] = target[0]
+  wide, _ = P._fit_batch(
+    mask,
+    fixed.astype(np.float32),
+    P._init_stds(t)[None],
+    targets,
+    np.float32([4]),
+    jax.random.PRNGKey(0),
+    steps=cfg.steps,
+    learning_rate=cfg.learning_rate,
+  )
+  branched = P.fit_scores([t], cfg)["fit_residual"][0]
+  assert abs(float(wide[0]) - branched) < 0.02, (float(wide[0]), branched)
 
 
 @pytest.mark.parametrize(
