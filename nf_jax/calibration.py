@@ -1,0 +1,180 @@
+"""Accuracy from data-free scores: a ridge regression fitted on trained results.
+
+``accuracy ~ w . z(features) + b``, where the features of a hidden topology are data-free
+scores from :mod:`nf_jax.proxy` (e.g. ``fit_score``, ``connectivity``) plus ``log_params``
+(log10 of the topology's weights), each standardised over the calibration rows. Ridge keeps a
+fit on a dozen rows stable; the error reported is the leave-one-out mean absolute error (each
+row predicted by a model fitted without it), next to the same error of predicting the mean.
+
+Calibration data: any results CSV in the study contract (``name, n, depth, radix, width,
+fan_in, skip, topology_seed, ..., test_accuracy``); each row's hidden topology is rebuilt with
+``T.make(name, n, **non-empty params, seed=topology_seed)``. The committed default,
+``experiments/calibration/results.csv``, is SMALL: 16 topologies at n = 1024 trained for 150
+steps (one seed), see ``experiments/calibration/run.py``. Predictions for other widths and
+families extrapolate from it; replace it with the full study's CSV when that exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nf_jax import proxy as P
+from nf_jax import topology as T
+
+DEFAULT_CSV = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  "experiments",
+  "calibration",
+  "results.csv",
+)
+DEFAULT_FEATURES = ("fit_score", "connectivity", "log_params")
+STRUCTURAL_FEATURES = ("connectivity", "path_entropy", "log_paths", "log_params")
+FEATURES = P.SCORE_NAMES + ("log_params",)
+PARAM_KEYS = ("depth", "radix", "width", "fan_in")
+
+Spec = tuple[str, int, dict[str, Any]]
+
+
+def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
+  """Hidden-topology specs and ``test_accuracy`` of a results CSV (rows with NaN dropped).
+
+  Raises:
+    ValueError: a missing file or column, or fewer than 3 usable rows.
+  """
+  if not os.path.exists(path):
+    raise ValueError(f"calibration={path!r} does not exist; pass a study results.csv")
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  need = {"name", "n", "skip", "test_accuracy"} | set(PARAM_KEYS)
+  missing = need - set(rows[0] if rows else {})
+  if missing:
+    raise ValueError(f"calibration={path!r} lacks columns {sorted(missing)}")
+  specs, acc = [], []
+  for r in rows:
+    a = float(r["test_accuracy"])
+    if not math.isfinite(a):
+      continue
+    params: dict[str, Any] = {k: int(r[k]) for k in PARAM_KEYS if r.get(k, "") != ""}
+    params["skip"] = r["skip"].strip().lower() in ("true", "1")
+    if r.get("topology_seed", "") not in ("", "0") and r["name"] in (
+      "random",
+      "parallel_butterfly",
+    ):
+      params["seed"] = int(r["topology_seed"])
+    if r["name"] == "clos":
+      params.pop("depth", None)
+    specs.append((r["name"], int(r["n"]), params))
+    acc.append(a)
+  if len(specs) < 3:
+    raise ValueError(f"calibration={path!r} has {len(specs)} usable rows; need >= 3")
+  return specs, np.asarray(acc, np.float64)
+
+
+def features(
+  specs: Sequence[Spec], names: Sequence[str], fit_config: P.FitConfig | None = None
+) -> np.ndarray:
+  """``float64[len(specs), len(names)]`` features of hidden topologies (one batched scoring)."""
+  fit_config = P.FitConfig() if fit_config is None else fit_config
+  bad = [n for n in names if n not in FEATURES]
+  if bad:
+    raise ValueError(f"features {bad} unknown; choose from {FEATURES}")
+  ts = [T.make(name, n, **params) for name, n, params in specs]
+  need_fit = any(n in P.FIT_SCORES for n in names)
+  need_struct = any(n in P.STRUCTURAL_SCORES for n in names)
+  scores = (
+    P.score_topologies(ts, fit_config, structural=need_struct, fit=need_fit)
+    if (need_fit or need_struct)
+    else {}
+  )
+  scores["log_params"] = np.log10([t.num_params for t in ts])
+  return np.stack([np.asarray(scores[n], np.float64) for n in names], axis=1)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Ridge on standardised ``x``: returns (weights, feature mean, feature std); bias = mean y."""
+  mu, sd = x.mean(0), x.std(0)
+  sd = np.where(sd > 1e-12, sd, 1.0)
+  z = (x - mu) / sd
+  w = np.linalg.solve(z.T @ z + lam * np.eye(x.shape[1]), z.T @ (y - y.mean()))
+  return w, mu, sd
+
+
+@dataclasses.dataclass
+class Calibration:
+  """A fitted score -> accuracy map and its held-out error.
+
+  Attributes:
+    names: feature names.
+    weights, mean, std, bias: the ridge model on standardised features.
+    loo_mae: leave-one-out MAE of accuracy (fraction, not %).
+    baseline_mae: leave-one-out MAE of predicting the training mean.
+    num_rows: calibration rows used.
+    source: the CSV path.
+  """
+
+  names: tuple[str, ...]
+  weights: np.ndarray
+  mean: np.ndarray
+  std: np.ndarray
+  bias: float
+  loo_mae: float
+  baseline_mae: float
+  num_rows: int
+  source: str
+  lo: float
+  hi: float
+
+  def predict_features(self, x: np.ndarray) -> np.ndarray:
+    """Accuracy ``float[k]`` from features ``[k, len(names)]``, clipped to the seen range +-0.05."""
+    y = ((x - self.mean) / self.std) @ self.weights + self.bias
+    return np.clip(y, max(0.0, self.lo - 0.05), min(1.0, self.hi + 0.05))
+
+
+def fit(
+  specs: Sequence[Spec],
+  accuracy: np.ndarray,
+  names: Sequence[str] = DEFAULT_FEATURES,
+  fit_config: P.FitConfig | None = None,
+  lam: float = 1.0,
+  source: str = "",
+) -> Calibration:
+  """Fits the ridge map on all rows and measures its leave-one-out MAE."""
+  x = features(specs, names, fit_config)
+  y = np.asarray(accuracy, np.float64)
+  errs, base = [], []
+  for i in range(len(y)):
+    keep = np.arange(len(y)) != i
+    w, mu, sd = _ridge(x[keep], y[keep], lam)
+    errs.append(abs(((x[i] - mu) / sd) @ w + y[keep].mean() - y[i]))
+    base.append(abs(y[keep].mean() - y[i]))
+  w, mu, sd = _ridge(x, y, lam)
+  return Calibration(
+    names=tuple(names),
+    weights=w,
+    mean=mu,
+    std=sd,
+    bias=float(y.mean()),
+    loo_mae=float(np.mean(errs)),
+    baseline_mae=float(np.mean(base)),
+    num_rows=len(y),
+    source=source,
+    lo=float(y.min()),
+    hi=float(y.max()),
+  )
+
+
+def from_csv(
+  path: str = DEFAULT_CSV,
+  names: Sequence[str] = DEFAULT_FEATURES,
+  fit_config: P.FitConfig | None = None,
+) -> Calibration:
+  """:func:`fit` on the rows of a study results CSV."""
+  specs, acc = load_results(path)
+  return fit(specs, acc, names, fit_config, source=path)
