@@ -22,9 +22,9 @@ cascade being able to *represent* the dense layer the data would have asked for 
 Kinsy, arXiv 2002.08339, Sec. III). A random Gaussian target has no structure a topology could
 be tailored to, so the residual measures the fraction of generic linear maps the topology
 cannot reach: it is data-agnostic by construction. The fit is run at a small proxy width
-``fit_n`` (default 64) because its cost grows as ``n_in * num_params``; :func:`proxy_topology`
-rebuilds each family at that width keeping what decides expressivity (radix, parallel width,
-fan-in, skip, seed, and depth *in units of the full-mixing depth* ``log_radix n``). Whether the
+``fit_n`` (default 32) because its cost grows as ``fit_n**3 * depth``; :func:`proxy_topology`
+rebuilds each family at that width keeping its shape (depth in units of the full-mixing depth
+``log_radix n``, parallel width, skip, seed) and shrinking only the block size. Whether the
 ranking survives that rescaling is an empirical claim: ``experiments/validate_proxy.py``
 measures it against trained accuracy.
 
@@ -123,21 +123,31 @@ def _nearest_power(radix: int, target: int, limit: int) -> int:
   return min(powers, key=lambda p: (abs(math.log(p / target)), p))
 
 
+def _shrink_radix(k: int, n: int, fit_n: int) -> int:
+  """Radix k' >= 2 whose full-mixing depth at ``fit_n`` lanes matches k's at n lanes.
+
+  ``log_k' fit_n = log_k n``, i.e. ``k' = fit_n ** (log k / log n)``, rounded; 2 when that
+  falls below 2 (the depth then shrinks instead, see :func:`proxy_topology`).
+  """
+  return max(2, round(fit_n ** (math.log(k) / math.log(n))))
+
+
 def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
   """``t`` rebuilt at about ``fit_n`` lanes (``t`` itself when ``t.n_out <= fit_n``).
 
-  Rules (why: keep what decides expressivity, see module doc):
+  The rule keeps the cascade's *shape*, i.e. its depth in units of the full-mixing depth
+  ``m = log_radix n`` (the depth at which every input first reaches every output), which is
+  what sets path counts and connectivity; only the block size shrinks:
 
-  * butterfly, parallel_butterfly: same radix, width, skip, seed; ``n`` = the power of radix
-    nearest ``fit_n``; depth scaled by ``log n_small / log n`` (rounded, >= 1).
-  * block_diagonal: same number of stages for full mixing ``log_radix n`` and same depth; the
-    block size becomes a divisor of ``n_small`` near ``n_small ** (log radix / log n)``.
-  * clos: switch size scaled by ``sqrt(n_small / n)`` (to a divisor), middle switches keep
-    their ratio to it.
-  * near-ties between two divisors go to the smaller one.
-  * random: same fan-in (clipped to n_small), skip, seed; depth scaled like butterfly.
+  * butterfly, parallel_butterfly, block_diagonal (radix k), random (fan-in f): the radix
+    becomes ``k' = fit_n ** (log k / log n)`` (rounded, >= 2; see :func:`_shrink_radix`),
+    the width a power of ``k'`` near ``fit_n`` (a multiple of ``k'`` for block_diagonal and
+    random), and the depth is scaled by ``m' / m`` (rounded, >= 1): unchanged unless ``k'``
+    was clipped to 2. Parallel width, skip and seed are kept; fan-in 1 stays 1.
+  * clos: switch size scaled by ``sqrt(n_small / n)`` (to a divisor of ``fit_n``), middle
+    switches keep their ratio to it.
   * dense: same depth.
-  * ``n_in`` keeps its ratio to ``n``.
+  * ``n_in`` keeps its ratio to ``n``. Near-ties between two divisors go to the smaller one.
   """
   if fit_n is None or t.n_out <= fit_n:
     return t
@@ -148,23 +158,34 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
   def small_n_in(n_small: int) -> int | None:
     return None if t.n_in == n else max(1, min(n_small, round(t.n_in * n_small / n)))
 
-  def scaled_depth(n_small: int) -> int:
-    return max(1, round(p["depth"] * math.log(n_small) / math.log(n)))
+  def scaled_depth(k: int, k_small: int, n_small: int) -> int:
+    ratio = (math.log(n_small) / math.log(k_small)) / (math.log(n) / math.log(k))
+    return max(1, round(p["depth"] * ratio))
 
-  if t.name in ("butterfly", "parallel_butterfly"):
-    n_small = _nearest_power(p["radix"], fit_n, n)
-    kw = dict(radix=p["radix"], depth=scaled_depth(n_small), skip=skip)
+  if t.name in ("butterfly", "parallel_butterfly", "block_diagonal", "random"):
+    k = p["fan_in"] if t.name == "random" else p["radix"]
+    if k == 1:  # fan-in 1: a single path per output at any width
+      k_small, n_small = 1, fit_n
+      depth = p["depth"]
+    else:
+      k_small = _shrink_radix(k, n, fit_n)
+      if t.name in ("butterfly", "parallel_butterfly"):
+        n_small = _nearest_power(k_small, fit_n, 1 << 62)
+      else:
+        n_small = k_small * max(1, round(fit_n / k_small))
+      if n_small >= n:
+        return t
+      depth = scaled_depth(k, k_small, n_small)
+    n_in_small = small_n_in(n_small)
+    if t.name == "random":
+      k_small = min(k_small, n_small, n_in_small or n_small)
+      return T.make(
+        "random", n_small, n_in=n_in_small, fan_in=k_small, depth=depth, skip=skip, seed=p["seed"]
+      )
+    kw = dict(radix=k_small, depth=depth, skip=skip)
     if t.name == "parallel_butterfly":
       kw.update(width=p["width"], seed=p["seed"])
-    return T.make(t.name, n_small, n_in=small_n_in(n_small), **kw)
-  if t.name == "block_diagonal":
-    n_small = fit_n
-    want = n_small ** (math.log(p["radix"]) / math.log(n))
-    divisors = [d for d in range(2, n_small + 1) if n_small % d == 0]
-    radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
-    return T.make(
-      t.name, n_small, n_in=small_n_in(n_small), radix=radix, depth=p["depth"], skip=skip
-    )
+    return T.make(t.name, n_small, n_in=n_in_small, **kw)
   if t.name == "clos":
     n_small = fit_n
     want = p["radix"] * math.sqrt(n_small / n)
@@ -172,19 +193,6 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
     radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
     width = max(1, round(p["width"] * radix / p["radix"]))  # keeps m / c
     return T.make(t.name, n_small, n_in=small_n_in(n_small), radix=radix, width=width, skip=skip)
-  if t.name == "random":
-    n_small = fit_n
-    n_in_small = small_n_in(n_small)
-    fan_in = min(p["fan_in"], n_small, n_in_small or n_small)
-    return T.make(
-      t.name,
-      n_small,
-      n_in=n_in_small,
-      fan_in=fan_in,
-      depth=scaled_depth(n_small),
-      skip=skip,
-      seed=p["seed"],
-    )
   return T.make("dense", fit_n, n_in=small_n_in(fit_n), depth=p["depth"], skip=skip)
 
 

@@ -198,10 +198,17 @@ def test_parallel_branches_fit_like_the_single_chain():
 @pytest.mark.parametrize(
   "name,params,expected",
   [
+    # radix 2 cannot shrink: depth halves with the mixing depth (log2 1024 = 10 -> log2 32 = 5).
     ("butterfly", dict(radix=2, depth=10), ("butterfly", 32, dict(radix=2, depth=5))),
-    ("butterfly", dict(radix=4, depth=5), ("butterfly", 16, dict(radix=4, depth=2))),
-    ("random", dict(fan_in=4, depth=6, seed=3), ("random", 32, dict(fan_in=4, depth=3, seed=3))),
-    ("block_diagonal", dict(radix=4, depth=5), ("block_diagonal", 32, dict(radix=2, depth=5))),
+    # 32 ** (log 4 / log 1024) = 2: same mixing depth 5, same depth.
+    ("butterfly", dict(radix=4, depth=5), ("butterfly", 32, dict(radix=2, depth=5))),
+    # 32 ** (1 / 2) = 5.66 -> 6; the power of 6 nearest 32 is 36; depth kept.
+    ("butterfly", dict(radix=32, depth=2), ("butterfly", 36, dict(radix=6, depth=2))),
+    ("random", dict(fan_in=4, depth=6, seed=3), ("random", 32, dict(fan_in=2, depth=6, seed=3))),
+    # block size 6, width 6 * round(32 / 6) = 30, depth 2 * (log_6 30) / 2 = 1.9 -> 2.
+    ("block_diagonal", dict(radix=32, depth=2), ("block_diagonal", 30, dict(radix=6, depth=2))),
+    # switch size 32 * sqrt(32 / 1024) = 5.66 -> divisor 4 (near-tie with 8 goes to the
+    # smaller), middle switches keep m / c = 1.
     ("clos", dict(radix=32, width=32), ("clos", 32, dict(radix=4, width=4))),
     ("dense", dict(depth=2), ("dense", 32, dict(depth=2))),
   ],
