@@ -40,9 +40,7 @@ flags.DEFINE_bool("smoke", False, "Tiny sizes (n=16, few steps): a CI check that
 
 def run(n: int, budget: int, depth_min: int, depth_max: int, config: proxy.FitConfig) -> dict:
   """Times two scoring passes; returns the numbers it prints."""
-  candidates = [
-    t for t in S.enumerate_candidates(n, depth_min, depth_max) if t.num_params <= budget
-  ]
+  candidates = S.enumerate_candidates(n, depth_min, depth_max, max_params=budget)
   if not candidates:
     raise ValueError(f"no candidate of n={n} fits budget={budget}; raise --budget")
   groups = collections.Counter(

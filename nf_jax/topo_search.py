@@ -57,12 +57,64 @@ def enumerate_candidates(
   fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
   random_seeds: int = 1,
   skips: Sequence[bool] = (False, True),
+  max_params: int | None = None,
 ) -> list[T.Topology]:
   """All valid candidate topologies of output width ``n`` with depth in the range.
 
   Returns distinct topologies (equal specs once); invalid combinations are skipped (they are
-  the family's own refusals, e.g. ``n`` not a power of the radix).
+  the family's own refusals, e.g. ``n`` not a power of the radix). Specs with more than
+  ``max_params`` weights (:func:`spec_num_params`) are skipped before their tables are built.
   """
+  specs = candidate_specs(
+    n,
+    depth_min,
+    depth_max,
+    n_in=n_in,
+    families=families,
+    parallel_widths=parallel_widths,
+    fan_ins=fan_ins,
+    random_seeds=random_seeds,
+    skips=skips,
+  )
+  if max_params is not None:
+    specs = [(name, p) for name, p in specs if spec_num_params(name, n, n_in or n, p) <= max_params]
+  out: dict[T.Topology, None] = {}
+  for name, params in specs:
+    try:
+      out.setdefault(T.make(name, n, n_in=n_in, **params), None)
+    except ValueError as err:  # the family refuses this combination: not a candidate
+      logging.debug("skipping %s %s: %s", name, params, err)
+  return list(out)
+
+
+def spec_num_params(name: str, n: int, n_in: int, params: dict[str, Any]) -> int:
+  """Trainable weights of a spec without building its tables (see the builders' shapes)."""
+  depth = params.get("depth", 3)
+  if name in ("butterfly", "block_diagonal"):
+    return n * params["radix"] * depth
+  if name == "parallel_butterfly":  # hidden [width*n, k] stages, last [n, k*width]
+    return n * params["radix"] * params["width"] * depth
+  if name == "random":
+    return n * params["fan_in"] * depth
+  if name == "clos":  # ingress [r*m, c], middle [m*r, r], egress [n, m] with r = n / c
+    r, m = n // params["radix"], params["width"]
+    return r * m * params["radix"] + m * r * r + n * m
+  return n * n_in + n * n * (depth - 1)  # dense
+
+
+def candidate_specs(
+  n: int,
+  depth_min: int,
+  depth_max: int,
+  *,
+  n_in: int | None = None,
+  families: Sequence[str] = T.FAMILIES,
+  parallel_widths: Sequence[int] = (2, 4, 8),
+  fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
+  random_seeds: int = 1,
+  skips: Sequence[bool] = (False, True),
+) -> list[tuple[str, dict[str, Any]]]:
+  """The ``(family, params)`` grid of :func:`enumerate_candidates`, unbuilt (may be invalid)."""
   if not isinstance(n, int) or n < 2:
     raise ValueError(f"n={n!r} must be an integer >= 2 (the layer width)")
   if not 1 <= depth_min <= depth_max:
@@ -100,13 +152,7 @@ def enumerate_candidates(
       for c in [d for d in divisors if root / 4 <= d <= root * 4]:
         for m in sorted({max(1, c // 2), c, 2 * c}):
           specs.append(("clos", dict(radix=c, width=m, skip=skip)))
-  out: dict[T.Topology, None] = {}
-  for name, params in specs:
-    try:
-      out.setdefault(T.make(name, n, n_in=n_in, **params), None)
-    except ValueError as err:  # the family refuses this combination: not a candidate
-      logging.debug("skipping %s %s: %s", name, params, err)
-  return list(out)
+  return specs
 
 
 def rank_order(scores: np.ndarray, num_params: np.ndarray, higher_is_better: bool) -> np.ndarray:
@@ -146,15 +192,16 @@ def search(
   if score not in proxy.SCORE_NAMES:
     raise ValueError(f"score={score!r} is not one of {proxy.SCORE_NAMES}")
   config = config or proxy.FitConfig()
-  candidates = enumerate_candidates(n, depth_min, depth_max, n_in=n_in, **enum_kwargs)
-  if not candidates:
-    raise ValueError(
-      f"no topology exists for n={n} with depth in [{depth_min}, {depth_max}]; widen the "
-      "depth range (the 'random' family accepts any width at any depth)"
-    )
-  smallest = min(candidates, key=lambda t: t.num_params)
-  feasible = [t for t in candidates if t.num_params <= budget]
+  feasible = enumerate_candidates(
+    n, depth_min, depth_max, n_in=n_in, max_params=budget, **enum_kwargs
+  )
   if not feasible:
+    smallest = _smallest_candidate(n, depth_min, depth_max, n_in, **enum_kwargs)
+    if smallest is None:
+      raise ValueError(
+        f"no topology exists for n={n} with depth in [{depth_min}, {depth_max}]; widen the "
+        "depth range (the 'random' family accepts any width at any depth)"
+      )
     raise ValueError(
       f"budget={budget} is below the smallest feasible budget {smallest.num_params} for "
       f"n={n}, n_in={n_in or n}, depth in [{depth_min}, {depth_max}] (reached by {smallest}); "
@@ -173,6 +220,20 @@ def search(
     row.update({k: float(v[i]) for k, v in scores.items()})
     rows.append(row)
   return rows
+
+
+def _smallest_candidate(
+  n: int, depth_min: int, depth_max: int, n_in: int | None, **enum_kwargs: Any
+) -> T.Topology | None:
+  """The valid candidate with the fewest weights (specs tried smallest first), or None."""
+  specs = candidate_specs(n, depth_min, depth_max, n_in=n_in, **enum_kwargs)
+  specs.sort(key=lambda spec: spec_num_params(spec[0], n, n_in or n, spec[1]))
+  for name, params in specs:
+    try:
+      return T.make(name, n, n_in=n_in, **params)
+    except ValueError:
+      continue
+  return None
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:

@@ -26,6 +26,16 @@ def test_enumeration_covers_families_and_depth_range():
   assert sum(t.name == "butterfly" for t in cands) == 3 * 3 * 2
 
 
+@pytest.mark.parametrize("n_in", [None, 12])
+def test_spec_param_count_matches_built_tables(n_in):
+  for name, params in S.candidate_specs(16, 1, 4, n_in=n_in):
+    try:
+      t = T.make(name, 16, n_in=n_in, **params)
+    except ValueError:
+      continue
+    assert S.spec_num_params(name, 16, n_in or 16, params) == t.num_params, t
+
+
 def test_search_ranks_within_budget_and_rows_rebuild():
   budget = 200
   rows = S.search(16, budget, 1, 3, config=TINY, families=("butterfly", "random"), fan_ins=(2,))
