@@ -1,7 +1,7 @@
 """Accuracy from data-free scores: a ridge regression fitted on trained results.
 
 ``accuracy ~ w . z(features) + b``, where the features of a hidden topology are data-free
-scores from :mod:`nf_jax.proxy` (e.g. ``fit_score``, ``connectivity``) plus ``log_params``
+scores from :mod:`nf_jax.proxy` (default ``fit_score``) plus ``log_params``
 (log10 of the topology's weights), each standardised over the calibration rows. Ridge keeps a
 fit on a dozen rows stable; the error reported is the leave-one-out mean absolute error (each
 row predicted by a model fitted without it), next to the same error of predicting the mean.
@@ -34,7 +34,7 @@ DEFAULT_CSV = os.path.join(
   "calibration",
   "results.csv",
 )
-DEFAULT_FEATURES = ("fit_score", "connectivity", "log_params")
+DEFAULT_FEATURES = ("fit_score", "log_params")
 STRUCTURAL_FEATURES = ("connectivity", "path_entropy", "log_paths", "log_params")
 FEATURES = P.SCORE_NAMES + ("log_params",)
 PARAM_KEYS = ("depth", "radix", "width", "fan_in")

@@ -262,6 +262,10 @@ def simulate_pairs(
   sharding = NamedSharding(mesh, PartitionSpec(POP_AXIS))
   cfg, wl = jax.device_put((cfg, wl), sharding)
   out = _simulate_pairs(cfg, wl, (casc, depth))
+  if jax.process_count() > 1:  # multi-host: every process gets the whole population back
+    from jax.experimental import multihost_utils
+
+    out = multihost_utils.process_allgather(out, tiled=True)
   return {k: np.asarray(v)[:p] for k, v in out.items()}
 
 

@@ -1,0 +1,636 @@
+"""Six-objective NSGA-III co-design of topology and accelerator (the library behind the CLI).
+
+``python -m nf_jax.pareto`` (:mod:`nf_jax.pareto`) is the command-line front end.
+
+The search space is the joint genome of :mod:`nf_jax.pareto_problem` (topology family, depth,
+radix or fan-in, parallel width, skip, hidden width; PE array rows/cols, dataflow, precision,
+SRAM, clock, DRAM bandwidth, interconnect radix). Six objectives, named as in the outputs:
+``accuracy`` (maximised), ``params``, ``throughput`` (maximised), ``latency``, ``power``,
+``area``. Accuracy is predicted from data-free scores through :mod:`nf_jax.calibration`
+(default) or measured by training (``--accuracy=train``, cached per topology).
+
+One generation is one batched evaluation: the distinct new topologies are scored together and
+the simulator runs once, ``jit(vmap)`` over the (config, workload) pairs, sharded over devices.
+The loop is pymoo ask/tell; after each generation the evaluation caches and the log are
+checkpointed atomically (the algorithm is rebuilt by a cached replay, see :class:`SearchState`),
+so ``--resume`` continues a killed run without re-evaluating finished generations and ends with
+the same front.
+
+Command (embedded default, ~5-8 minutes on 2 CPU cores)::
+
+  python -m nf_jax.pareto --workdir=runs/pareto-demo
+
+Outputs in ``--workdir``: ``pareto.csv`` (genes + 6 objectives of the non-dominated feasible
+designs), ``evaluations.csv`` (every evaluation, with its generation), ``hypervolume.csv``
+(normalised hypervolume of the archive front per generation), ``pairs.png``, ``parallel.png``,
+``summary.json`` and ``checkpoint.pkl``.
+
+Multi-host: call ``jax.distributed.initialize()`` before :func:`run` on every host (or pass
+``--distributed``); ``jax.devices()`` then spans all hosts and the population axis is sharded
+over all of them (results are gathered back with ``multihost_utils.process_allgather``). Every
+host runs the same deterministic ask/tell loop (same seed), so they agree on each population;
+only process 0 writes files. Only the single-host, forced-multi-device case is tested here.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import io
+import json
+import os
+import pickle
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from pymoo.core.problem import Problem
+from tqdm.auto import tqdm
+
+from nf_jax import calibration as C
+from nf_jax import io_utils
+from nf_jax import pareto_problem as PP
+from nf_jax import proxy as P
+
+ALGORITHMS = ("nsga3", "nsga2", "random")
+ACCURACY_MODES = ("proxy", "train")
+CHECKPOINT = "checkpoint.pkl"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+  """Everything that determines a search's result (checkpoints refuse a different one).
+
+  Attributes:
+    seed: seeds pymoo (sampling, variation, selection); same seed -> same front.
+    population: designs per generation (NSGA-III needs >= the number of reference directions).
+    generations: generations (the budget is ``population * generations`` evaluations).
+    algorithm: ``nsga3`` (default), ``nsga2`` or ``random`` (uniform sampling, the baseline).
+    n_partitions: Das-Dennis partitions of the 6-objective simplex (3 -> 56 directions).
+    accuracy: ``proxy`` (calibrated data-free score) or ``train``.
+    calibration: results CSV the proxy calibration is fitted on.
+    features: calibration features (``nf_jax.calibration.FEATURES``).
+    fit_steps: Adam steps of the fit-based proxy score.
+    train_steps: training steps per candidate with ``accuracy="train"`` (batch 128, 1 epoch).
+    max_area, max_power, min_accuracy: optional constraints (None: off), mm^2, W, fraction.
+    batch: inference batch for latency and throughput.
+  """
+
+  seed: int = 0
+  population: int = 56
+  generations: int = 20
+  algorithm: str = "nsga3"
+  n_partitions: int = 3
+  accuracy: str = "proxy"
+  calibration: str = C.DEFAULT_CSV
+  features: tuple[str, ...] = C.DEFAULT_FEATURES
+  fit_steps: int = 100
+  train_steps: int = 100
+  max_area: float | None = None
+  max_power: float | None = None
+  min_accuracy: float | None = None
+  batch: int = 64
+
+  def __post_init__(self) -> None:
+    if self.algorithm not in ALGORITHMS:
+      raise ValueError(f"algorithm={self.algorithm!r} is not one of {ALGORITHMS}")
+    if self.accuracy not in ACCURACY_MODES:
+      raise ValueError(f"accuracy={self.accuracy!r} is not one of {ACCURACY_MODES}")
+    for field in ("population", "generations", "n_partitions", "fit_steps", "train_steps", "batch"):
+      if getattr(self, field) < 1:
+        raise ValueError(f"{field}={getattr(self, field)} must be >= 1")
+    if self.population < 2:
+      raise ValueError(f"population={self.population} must be >= 2")
+    if self.algorithm == "nsga3" and self.population < num_ref_dirs(self.n_partitions):
+      raise ValueError(
+        f"population={self.population} is below the {num_ref_dirs(self.n_partitions)} reference "
+        f"directions of n_partitions={self.n_partitions}; raise --population or lower "
+        "--n_partitions"
+      )
+    for field in ("max_area", "max_power"):
+      v = getattr(self, field)
+      if v is not None and not v > 0:
+        raise ValueError(f"{field}={v} must be > 0 (or unset)")
+    if self.min_accuracy is not None and not 0.0 < self.min_accuracy < 1.0:
+      raise ValueError(f"min_accuracy={self.min_accuracy} must be in (0, 1)")
+    if self.accuracy == "train" and (
+      self.calibration != C.DEFAULT_CSV or tuple(self.features) != C.DEFAULT_FEATURES
+    ):
+      raise ValueError(
+        "--calibration/--features only apply to --accuracy=proxy; drop them with --accuracy=train"
+      )
+    bad = [f for f in self.features if f not in C.FEATURES]
+    if bad:
+      raise ValueError(f"features {bad} unknown; choose from {C.FEATURES}")
+
+  @property
+  def constraints(self) -> tuple[str, ...]:
+    return tuple(
+      n for n in ("max_area", "max_power", "min_accuracy") if getattr(self, n) is not None
+    )
+
+
+def num_ref_dirs(n_partitions: int, n_obj: int = 6) -> int:
+  """Number of Das-Dennis directions: C(n_obj + p - 1, p)."""
+  from math import comb
+
+  return comb(n_obj + n_partitions - 1, n_partitions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy models
+
+
+def proxy_accuracy_fn(config: SearchConfig) -> tuple[PP.AccuracyFn, C.Calibration]:
+  """Accuracy from the calibrated data-free score; returns the function and the calibration."""
+  fit_config = P.FitConfig(steps=config.fit_steps)
+  cal = C.from_csv(config.calibration, config.features, fit_config)
+  logging.info(
+    "calibration %s: %d rows, LOO MAE %.4f (mean predictor %.4f)",
+    cal.source,
+    cal.num_rows,
+    cal.loo_mae,
+    cal.baseline_mae,
+  )
+
+  def fn(specs):
+    return cal.predict_features(C.features(specs, cal.names, fit_config))
+
+  return fn, cal
+
+
+def train_accuracy_fn(config: SearchConfig, dataset: Any = None) -> PP.AccuracyFn:
+  """Accuracy by training each distinct topology (a vmapped sweep per shape group).
+
+  ``dataset`` defaults to Fashion-MNIST (:func:`nf_jax.data.load`); results are cached by the
+  evaluator per topology, so a topology trains once per run (and once across resumes).
+  """
+  from nf_jax import data as D
+  from nf_jax import train as TR
+
+  state: dict[str, Any] = {"ds": dataset}
+
+  def fn(specs):
+    if state["ds"] is None:
+      state["ds"] = D.load("fashion_mnist")
+    ds = state["ds"]
+    model_specs = [TR.ModelSpec.create(name, n, **params) for name, n, params in specs]
+    tc = TR.TrainConfig(num_epochs=1, steps_per_epoch=config.train_steps, log_every=10)
+    acc = {}
+    for group in TR.group_compatible(model_specs, ds.x_train.shape[1]):
+      for r in TR.train_sweep(group, ds, tc, progress=False):
+        acc[r.spec] = r.test_accuracy if np.isfinite(r.test_accuracy) else 0.0
+    return np.asarray([acc[s] for s in model_specs])
+
+  return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# pymoo problem and algorithms
+
+
+class CoDesignProblem(Problem):
+  """The vectorised pymoo ``Problem``: one ``_evaluate`` call per population.
+
+  ``F``: ``float[P, 6]`` minimised objectives (:func:`nf_jax.pareto_problem.to_minimisation`);
+  ``G``: ``float[P, len(config.constraints)]``, ``<= 0`` where feasible.
+  """
+
+  def __init__(self, config: SearchConfig, evaluator: PP.Evaluator):
+    super().__init__(
+      n_var=PP.N_GENES,
+      n_obj=6,
+      n_ieq_constr=len(config.constraints),
+      xl=np.zeros(PP.N_GENES),
+      xu=PP.UPPER.astype(float),
+      vtype=int,
+    )
+    self.config = config
+    self.evaluator = evaluator
+
+  def _evaluate(self, x, out, *args, **kwargs):
+    config = self.config
+    objs = self.evaluator.evaluate(x)
+    out["F"] = PP.to_minimisation(objs)
+    g = []
+    if config.max_area is not None:
+      g.append(objs["area"] - config.max_area)
+    if config.max_power is not None:
+      g.append(objs["power"] - config.max_power)
+    if config.min_accuracy is not None:
+      g.append(config.min_accuracy - objs["accuracy"])
+    if g:
+      out["G"] = np.stack(g, axis=1)
+
+
+def make_problem(config: SearchConfig, evaluator: PP.Evaluator) -> CoDesignProblem:
+  """The search's vectorised pymoo problem."""
+  return CoDesignProblem(config, evaluator)
+
+
+def make_algorithm(config: SearchConfig):
+  """NSGA-III / NSGA-II over integer genes (SBX + polynomial mutation with rounding)."""
+  from pymoo.algorithms.moo.nsga2 import NSGA2
+  from pymoo.algorithms.moo.nsga3 import NSGA3
+  from pymoo.operators.crossover.sbx import SBX
+  from pymoo.operators.mutation.pm import PM
+  from pymoo.operators.repair.rounding import RoundingRepair
+  from pymoo.operators.sampling.rnd import IntegerRandomSampling
+  from pymoo.util.ref_dirs import get_reference_directions
+
+  ops = dict(
+    sampling=IntegerRandomSampling(),
+    crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+    mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+    eliminate_duplicates=True,
+  )
+  if config.algorithm == "nsga3":
+    ref = get_reference_directions("das-dennis", 6, n_partitions=config.n_partitions)
+    return NSGA3(ref_dirs=ref, pop_size=config.population, **ops)
+  return NSGA2(pop_size=config.population, **ops)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fronts and hypervolume
+
+
+def nondominated(f: np.ndarray) -> np.ndarray:
+  """Boolean mask of the non-dominated rows of ``f: [k, m]`` (minimisation); duplicates kept."""
+  f = np.asarray(f, np.float64)
+  le = np.all(f[:, None, :] <= f[None, :, :], axis=2)
+  lt = np.any(f[:, None, :] < f[None, :, :], axis=2)
+  dominated = np.any(le & lt, axis=0)  # column j dominated by some row i
+  return ~dominated
+
+
+def hypervolume(
+  f: np.ndarray, lo: np.ndarray, hi: np.ndarray, samples: int = 1 << 15, seed: int = 0
+) -> float:
+  """Hypervolume of ``f`` (minimisation) after scaling ``[lo, hi] -> [0, 1]``, reference 1.1.
+
+  Monte-Carlo with a fixed seed (deterministic; standard error ``<= 0.5 / sqrt(samples)`` of the
+  box volume ``1.1**m``): exact 6-D hypervolume is costly and a ratio of two estimates on the
+  same samples is what the benchmark reports.
+  """
+  f = np.asarray(f, np.float64)
+  if f.size == 0:
+    return 0.0
+  z = (f - lo) / np.where(hi > lo, hi - lo, 1.0)
+  z = z[np.all(z < 1.1, axis=1)]
+  if not len(z):
+    return 0.0
+  u = np.random.default_rng(seed).uniform(0.0, 1.1, size=(samples, f.shape[1]))
+  hit = np.zeros(samples, bool)
+  for start in range(0, len(z), 64):
+    hit |= np.any(np.all(z[None, start : start + 64] <= u[:, None, :], axis=2), axis=1)
+  return float(hit.mean() * 1.1 ** f.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Run loop with checkpoints
+
+
+@dataclasses.dataclass
+class SearchState:
+  """What a checkpoint holds: the evaluator (with its caches) and the evaluation log.
+
+  The pymoo algorithm itself is not pickled (it holds local closures). A resumed run rebuilds
+  it from the seed and *replays* the finished generations: every design of those generations is
+  answered from the evaluation cache (no accuracy or simulator call), and because the search is
+  deterministic given the seed and the objective values, the replay reaches exactly the state
+  the interrupted run had; the replayed log is checked against the checkpoint's.
+  """
+
+  config: SearchConfig
+  evaluator: PP.Evaluator
+  generation: int = 0
+  log: list[tuple[int, list[int], list[float], list[float]]] = dataclasses.field(
+    default_factory=list
+  )  # (generation, genome, minimised F, G)
+
+
+def _save(state: SearchState, path: str) -> None:
+  # io_utils writes text atomically, so the pickle travels base64-encoded.
+  blob = base64.b64encode(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+  io_utils.atomic_write_text(path, blob)
+
+
+def _load(path: str) -> SearchState:
+  with open(path) as f:
+    return pickle.loads(base64.b64decode(f.read()))
+
+
+@dataclasses.dataclass
+class SearchResult:
+  """Everything a finished search produced (also written to the workdir)."""
+
+  config: SearchConfig
+  genomes: np.ndarray  # int[k, N_GENES] all evaluations, in order
+  generation: np.ndarray  # int[k]
+  F: np.ndarray  # float[k, 6] minimised objectives
+  feasible: np.ndarray  # bool[k]
+  front: np.ndarray  # int indices into the evaluations: feasible non-dominated designs
+  hv: list[float]  # normalised hypervolume of the archive front after each generation
+  evaluator: PP.Evaluator
+  calls_this_process: int
+  calibration: C.Calibration | None
+
+
+def memoise(fn: PP.AccuracyFn) -> PP.AccuracyFn:
+  """``fn`` with a per-topology memo (shared by every run that uses the returned function)."""
+  memo: dict[str, float] = {}
+
+  def wrapped(specs):
+    todo = [s for s in specs if PP.topology_key(*s) not in memo]
+    if todo:
+      memo.update({PP.topology_key(*s): float(a) for s, a in zip(todo, fn(todo))})
+    return np.asarray([memo[PP.topology_key(*s)] for s in specs])
+
+  return wrapped
+
+
+def _accuracy_fn(config: SearchConfig, dataset: Any = None):
+  if config.accuracy == "train":
+    return train_accuracy_fn(config, dataset), None
+  return proxy_accuracy_fn(config)
+
+
+def run(
+  config: SearchConfig,
+  workdir: str | None = None,
+  resume: bool = False,
+  progress: bool = True,
+  dataset: Any = None,
+  generation_delay_s: float = 0.0,
+  accuracy: tuple[PP.AccuracyFn, C.Calibration | None] | None = None,
+) -> SearchResult:
+  """Runs (or resumes) a search; writes outputs to ``workdir`` if given.
+
+  Args:
+    config: the search settings.
+    workdir: output folder (``checkpoint.pkl`` is written there after each generation).
+    resume: continue from ``workdir/checkpoint.pkl`` (which must hold the same config).
+    progress: tqdm progress bar.
+    dataset: training data for ``accuracy="train"`` (default Fashion-MNIST).
+    generation_delay_s: sleep after each checkpoint (demos and interruption tests only).
+    accuracy: ``(accuracy_fn, calibration)`` to use instead of building one from ``config``
+      (benchmarks share one memoised model across runs).
+
+  Raises:
+    ValueError: ``resume`` without a workdir/checkpoint, or a checkpoint of another config.
+  """
+  ckpt = os.path.join(workdir, CHECKPOINT) if workdir else None
+  acc_fn, cal = _accuracy_fn(config, dataset) if accuracy is None else accuracy
+  done: SearchState | None = None
+  if resume:
+    if ckpt is None or not os.path.exists(ckpt):
+      raise ValueError(f"--resume needs {ckpt or '<workdir>/' + CHECKPOINT}; it does not exist")
+    done = _load(ckpt)
+    if done.config != config:
+      diff = {
+        f.name: (getattr(done.config, f.name), getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if getattr(done.config, f.name) != getattr(config, f.name)
+      }
+      raise ValueError(f"--resume: the checkpoint was made with other settings {diff}")
+    evaluator = done.evaluator
+    evaluator.accuracy_fn = acc_fn
+    logging.info("resuming %s after generation %d", ckpt, done.generation)
+  else:
+    evaluator = PP.Evaluator(acc_fn, batch=config.batch)
+    evaluator.pad_to = config.population
+  state = SearchState(config, evaluator)
+  problem = make_problem(config, evaluator)
+  algorithm, rng = None, np.random.default_rng(config.seed)
+  if config.algorithm != "random":
+    algorithm = make_algorithm(config)
+    algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed)
+  calls_before = evaluator.calls
+  bar = tqdm(total=config.generations, desc="pareto", disable=not progress)
+  while state.generation < config.generations:
+    replay = done is not None and state.generation < done.generation
+    if algorithm is None:
+      xs = rng.integers(0, PP.UPPER + 1, size=(config.population, PP.N_GENES))
+      out: dict[str, Any] = {}
+      problem._evaluate(xs, out)
+      f, g = out["F"], out.get("G", np.zeros((len(xs), 0)))
+    else:
+      pop = algorithm.ask()
+      algorithm.evaluator.eval(problem, pop)
+      algorithm.tell(infills=pop)
+      xs, f = pop.get("X"), pop.get("F")
+      g = pop.get("G") if config.constraints else np.zeros((len(xs), 0))
+    for x, fi, gi in zip(xs, f, g):
+      state.log.append(
+        (
+          state.generation,
+          [int(v) for v in np.rint(x)],
+          [float(v) for v in fi],
+          [float(v) for v in gi],
+        )
+      )
+    state.generation += 1
+    if replay:
+      if state.generation == done.generation and state.log != done.log:
+        raise RuntimeError("resume: replaying the checkpoint's generations diverged from its log")
+    elif ckpt is not None and jax.process_index() == 0:
+      _save(state, ckpt)
+    bar.update(1)
+    bar.set_postfix(evals=len(state.log), cache=len(evaluator.cache))
+    if generation_delay_s and not replay:
+      time.sleep(generation_delay_s)
+  bar.close()
+  result = _result(state, evaluator.calls - calls_before, cal)
+  if workdir and jax.process_index() == 0:
+    write_outputs(result, workdir)
+  return result
+
+
+def _result(state: SearchState, calls: int, cal: C.Calibration | None) -> SearchResult:
+  genomes = np.asarray([r[1] for r in state.log], np.int64).reshape(-1, PP.N_GENES)
+  gens = np.asarray([r[0] for r in state.log], np.int64)
+  f = np.asarray([r[2] for r in state.log], np.float64).reshape(-1, 6)
+  g = [r[3] for r in state.log]
+  feasible = np.asarray([all(v <= 0 for v in gi) for gi in g], bool)
+  idx = np.flatnonzero(feasible)
+  # Unique designs only (an elitist algorithm re-reports survivors; the log keeps offspring).
+  _, first = np.unique(genomes[idx], axis=0, return_index=True) if len(idx) else ([], [])
+  idx = idx[np.sort(np.asarray(first, np.int64))]
+  front = idx[nondominated(f[idx])] if len(idx) else idx
+  lo, hi = (f.min(0), f.max(0)) if len(f) else (np.zeros(6), np.ones(6))
+  hv = []
+  for gen in range(state.generation):
+    sel = idx[gens[idx] <= gen]
+    hv.append(hypervolume(f[sel][nondominated(f[sel])], lo, hi) if len(sel) else 0.0)
+  return SearchResult(
+    state.config, genomes, gens, f, feasible, front, hv, state.evaluator, calls, cal
+  )
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def design_rows(result: SearchResult, indices: Sequence[int]) -> list[dict[str, Any]]:
+  """Decoded genes + natural objectives of the given evaluations."""
+  rows = []
+  for i in indices:
+    x = result.genomes[i]
+    obj = result.evaluator.cache[PP.genome_hash(x)]
+    row = dict(generation=int(result.generation[i]), genome=" ".join(map(str, x)))
+    row.update(PP.describe(x))
+    row.update({o: obj[o] for o in PP.OBJECTIVES})
+    row["feasible"] = bool(result.feasible[i])
+    rows.append(row)
+  return rows
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+  buf = io.StringIO()
+  if rows:
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+      w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+  return buf.getvalue()
+
+
+def picks(result: SearchResult) -> dict[str, int]:
+  """Named designs on the front: most accurate, smallest, fastest, lowest power, knee.
+
+  The knee is the front point nearest the ideal point after scaling each objective to [0, 1]
+  over the front (the compromise NSGA-III's normalisation would favour).
+  """
+  fr = result.front
+  if not len(fr):
+    return {}
+  f = result.F[fr]
+  z = (f - f.min(0)) / np.where(np.ptp(f, 0) > 0, np.ptp(f, 0), 1.0)
+  cols = {name: j for j, name in enumerate(PP.OBJECTIVES)}
+  return {
+    "most accurate": int(fr[np.argmin(f[:, cols["accuracy"]])]),
+    "smallest": int(fr[np.argmin(f[:, cols["params"]])]),
+    "fastest": int(fr[np.argmin(f[:, cols["throughput"]])]),
+    "lowest power": int(fr[np.argmin(f[:, cols["power"]])]),
+    "knee": int(fr[np.argmin(np.linalg.norm(z, axis=1))]),
+  }
+
+
+def summary_table(result: SearchResult) -> str:
+  """A fixed-width table of the picked designs."""
+  lines = [
+    f"{'pick':<14}{'family':<19}{'n':>5}{'depth':>6}{'array':>9}{'df':>4}{'prec':>6}"
+    f"{'acc':>7}{'params':>10}{'thr/s':>10}{'lat_s':>10}{'power_W':>9}{'area_mm2':>9}"
+  ]
+  for name, i in picks(result).items():
+    r = design_rows(result, [i])[0]
+    array = f"{r['rows']}x{r['cols']}"
+    lines.append(
+      f"{name:<14}{r['family']:<19}{r['n']:>5}{r['depth']:>6}{array:>9}"
+      f"{r['dataflow']:>4}{r['precision']:>6}{r['accuracy']:>7.3f}{r['params']:>10.3g}"
+      f"{r['throughput']:>10.3g}{r['latency']:>10.3g}{r['power']:>9.3g}{r['area']:>9.3g}"
+    )
+  return "\n".join(lines)
+
+
+def _plots(result: SearchResult, workdir: str) -> None:
+  import matplotlib
+  import matplotlib.ticker
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  uniq = np.unique(result.genomes, axis=0, return_index=True)[1]
+  allv = np.asarray(
+    [
+      [result.evaluator.cache[PP.genome_hash(result.genomes[i])][o] for o in PP.OBJECTIVES]
+      for i in uniq
+    ]
+  )
+  front = np.asarray(
+    [
+      [result.evaluator.cache[PP.genome_hash(result.genomes[i])][o] for o in PP.OBJECTIVES]
+      for i in result.front
+    ]
+  ).reshape(-1, 6)
+  log_axes = {"params", "throughput", "latency", "power", "area"}
+  pairs = [(a, b) for a in range(6) for b in range(a + 1, 6)]
+  fig, axes = plt.subplots(3, 5, figsize=(20, 11))
+  for ax, (a, b) in zip(axes.ravel(), pairs):
+    ax.scatter(allv[:, a], allv[:, b], s=5, c="0.75", label="evaluated")
+    ax.scatter(front[:, a], front[:, b], s=12, c="tab:red", label="Pareto front (6-D)")
+    ax.set_xlabel(PP.OBJECTIVES[a] + (" (max)" if PP.OBJECTIVES[a] in PP.MAXIMISED else ""))
+    ax.set_ylabel(PP.OBJECTIVES[b] + (" (max)" if PP.OBJECTIVES[b] in PP.MAXIMISED else ""))
+    if PP.OBJECTIVES[a] in log_axes:
+      ax.set_xscale("log")
+      ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if PP.OBJECTIVES[b] in log_axes:
+      ax.set_yscale("log")
+      ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  axes.ravel()[0].legend(fontsize=8)
+  fig.suptitle(f"{len(allv)} designs evaluated; {len(front)} on the 6-objective front (red)")
+  fig.tight_layout()
+  io_utils.atomic_savefig(fig, os.path.join(workdir, "pairs.png"), dpi=80)
+  plt.close(fig)
+
+  fig, ax = plt.subplots(figsize=(11, 5))
+  f = result.F[result.front]
+  z = (f - result.F.min(0)) / np.where(np.ptp(result.F, 0) > 0, np.ptp(result.F, 0), 1.0)
+  knee = picks(result).get("knee")
+  for row, i in zip(z, result.front):
+    ax.plot(
+      range(6), row, c="tab:red" if i == knee else "tab:blue", alpha=1.0 if i == knee else 0.3
+    )
+  names = ["1 - accuracy", "log params", "-log throughput", "log latency", "log power", "log area"]
+  ax.set_xticks(range(6), names)
+  ax.set_ylabel("scaled minimised objective\n(0 = best evaluated, 1 = worst)")
+  ax.set_title(f"Parallel coordinates of the {len(f)} front designs (red: knee)")
+  fig.tight_layout()
+  io_utils.atomic_savefig(fig, os.path.join(workdir, "parallel.png"), dpi=80)
+  plt.close(fig)
+
+
+def write_outputs(result: SearchResult, workdir: str, plots: bool = True) -> list[str]:
+  """Writes pareto.csv, evaluations.csv, hypervolume.csv, summary.json and the plots."""
+  os.makedirs(workdir, exist_ok=True)
+  paths = []
+  for name, rows in (
+    ("pareto.csv", design_rows(result, result.front)),
+    ("evaluations.csv", design_rows(result, range(len(result.genomes)))),
+    (
+      "hypervolume.csv",
+      [dict(generation=g, hypervolume=h) for g, h in enumerate(result.hv)],
+    ),
+  ):
+    path = os.path.join(workdir, name)
+    io_utils.atomic_write_text(path, _csv_text(rows))
+    paths.append(path)
+  summary = dict(
+    config={k: v for k, v in dataclasses.asdict(result.config).items()},
+    evaluations=len(result.genomes),
+    unique_designs=len(result.evaluator.cache),
+    front_size=len(result.front),
+    final_hypervolume=result.hv[-1] if result.hv else 0.0,
+    batched_evaluations_this_process=result.calls_this_process,
+    picks={k: design_rows(result, [i])[0] for k, i in picks(result).items()},
+  )
+  if result.calibration is not None:
+    cal = result.calibration
+    summary["calibration"] = dict(
+      source=cal.source,
+      rows=cal.num_rows,
+      features=list(cal.names),
+      loo_mae=cal.loo_mae,
+      mean_predictor_loo_mae=cal.baseline_mae,
+    )
+  path = os.path.join(workdir, "summary.json")
+  io_utils.atomic_write_text(path, json.dumps(summary, indent=1, default=str))
+  paths.append(path)
+  if plots and len(result.front):
+    _plots(result, workdir)
+    paths += [os.path.join(workdir, "pairs.png"), os.path.join(workdir, "parallel.png")]
+  return paths

@@ -1,0 +1,286 @@
+"""Tests of the co-design search (nf_jax.pareto, nf_jax.pareto_problem, nf_jax.calibration).
+
+Structural calibration features are used throughout so no fit-based proxy compiles (CI time).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nf_jax import calibration as C
+from nf_jax import hw
+from nf_jax import pareto as PA
+from nf_jax import pareto_problem as PP
+from nf_jax import topology as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FEATURES = ("connectivity", "log_params")
+TINY = dict(population=8, generations=4, n_partitions=1, features=FEATURES)
+
+
+def _genome(**genes) -> np.ndarray:
+  x = np.zeros(PP.N_GENES, np.int64)
+  for name, value in genes.items():
+    x[PP.GENE_NAMES.index(name)] = dict(PP.GENES)[name].index(value)
+  return x
+
+
+def test_decode_repairs_to_valid_topologies():
+  # Hand-worked repairs: a butterfly cannot narrow 784 -> 256, so n becomes 1024; radix 8 is not
+  # a valid butterfly radix at 1024 (1024 = 2^10 = 4^5 = 32^2), the nearest on a log scale is 4;
+  # depth level 1/2 of log_4 1024 = 5 rounds to 2 (banker's rounding of 2.5).
+  fam, n, params = PP.decode_topology(
+    _genome(family="butterfly", hidden_width=256, radix=8, depth_level=0.5)
+  )
+  assert (fam, n, params) == ("butterfly", 1024, {"skip": False, "radix": 4, "depth": 2})
+  # random keeps a narrow width; fan-in 16, full depth ceil(log 784 / log 16) = 3.
+  fam, n, params = PP.decode_topology(
+    _genome(family="random", hidden_width=256, radix=16, depth_level=1.0)
+  )
+  assert (fam, n, params) == ("random", 256, {"skip": False, "fan_in": 16, "depth": 3})
+  # Every genome in (and beyond) the bounds decodes to buildable topologies.
+  rng = np.random.default_rng(0)
+  for x in rng.integers(-2, PP.UPPER + 3, size=(300, PP.N_GENES)):
+    spec = PP.decode_topology(x)
+    first, hidden = PP.model_topologies(*spec)
+    assert first.n_in == PP.D_IN and hidden.n_out == spec[1] and hidden.depth <= 10
+
+
+def test_simulate_pairs_matches_public_simulate():
+  """One vmapped call over (config, workload) pairs == nf_jax.hw.simulate per candidate."""
+  xs = np.stack(
+    [
+      _genome(family="dense", hidden_width=256, rows=16, cols=8, dataflow="ws"),
+      _genome(family="dense", hidden_width=512, precision="fp32", sram_kb=32, dram_bw_gbs=8),
+      _genome(family="butterfly", radix=32, depth_level=1.0, skip=True, rows=64, hw_radix=4),
+    ]
+  )
+  specs = [PP.decode_topology(x) for x in xs]
+  wls = [hw.make_workload([*PP.model_topologies(*s), ("dense", s[1], 10)], 64) for s in specs]
+  cfg = PP.decode_hw(xs)
+  got = PP.simulate_pairs(cfg, wls)
+  for i in range(len(xs)):
+    ref = hw.simulate(hw.take(cfg, i), wls[i])
+    for key in ("latency_s", "throughput", "power_w", "area_mm2", "energy_per_sample_j", "cycles"):
+      np.testing.assert_allclose(got[key][i], ref[key][0], rtol=1e-6, err_msg=key)
+
+
+def test_nondominated_matches_brute_force():
+  rng = np.random.default_rng(1)
+  f = rng.integers(0, 4, size=(40, 3)).astype(float)
+  ref = np.array([not any(np.all(g <= h) and np.any(g < h) for g in f) for h in f])
+  np.testing.assert_array_equal(PA.nondominated(f), ref)
+
+
+def test_hypervolume_two_points_by_hand():
+  # Box [0, 1.1]^2 minus the non-dominated part: 1.1*0.6 + 0.6*1.1 - 0.6*0.6 = 0.96.
+  f = np.array([[0.0, 0.5], [0.5, 0.0], [0.6, 0.6]])
+  hv = PA.hypervolume(f, np.zeros(2), np.ones(2))
+  assert abs(hv - 0.96) < 0.01
+
+
+def test_calibration_recovers_linear_truth_and_loads_contract():
+  specs = [("butterfly", 256, {"radix": 2, "depth": d, "skip": False}) for d in (1, 2, 4, 8)] + [
+    ("random", 256, {"fan_in": k, "depth": 2, "skip": False}) for k in (2, 4, 8)
+  ]
+  x = C.features(specs, FEATURES)
+  acc = 0.5 + 0.1 * x[:, 0] + 0.05 * x[:, 1]  # exactly linear: LOO error ~ 0 without shrinkage
+  cal = C.fit(specs, acc, FEATURES, lam=1e-9)
+  assert cal.loo_mae < 1e-6 < cal.baseline_mae
+  # The committed CSV follows the study contract: T.make rebuilds each row's topology.
+  specs, acc = C.load_results(C.DEFAULT_CSV)
+  assert len(specs) >= 12 and np.all((acc > 0.1) & (acc <= 1.0))
+  import csv
+
+  with open(C.DEFAULT_CSV) as f:
+    rows = [r for r in csv.DictReader(f)]
+  for (name, n, params), row in zip(specs, rows):
+    assert T.make(name, n, **params).num_params == int(row["num_params"])
+
+
+def test_invalid_flag_combinations_raise():
+  with pytest.raises(ValueError, match="population=8 is below the 56 reference"):
+    PA.SearchConfig(population=8, n_partitions=3)
+  with pytest.raises(ValueError, match="only apply to --accuracy=proxy"):
+    PA.SearchConfig(accuracy="train", features=FEATURES)
+  with pytest.raises(ValueError, match="min_accuracy=1.5"):
+    PA.SearchConfig(min_accuracy=1.5)
+  with pytest.raises(ValueError, match="--resume needs"):
+    PA.run(PA.SearchConfig(**TINY), workdir="/nonexistent-dir", resume=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+  """An uninterrupted tiny run (its outputs are checked and it is the resume reference)."""
+  workdir = str(tmp_path_factory.mktemp("pareto-ref"))
+  return PA.run(PA.SearchConfig(**TINY), workdir=workdir, progress=False), workdir
+
+
+def test_same_seed_same_front_and_outputs(reference_run):
+  res, workdir = reference_run
+  again = PA.run(PA.SearchConfig(**TINY), progress=False)
+  np.testing.assert_array_equal(res.genomes[res.front], again.genomes[again.front])
+  np.testing.assert_array_equal(res.F[res.front], again.F[again.front])
+  other = PA.run(PA.SearchConfig(**{**TINY, "seed": 1}), progress=False)
+  assert not np.array_equal(res.genomes, other.genomes)
+  # The front really is non-dominated among all feasible evaluations, and pareto.csv lists it.
+  f = res.F[res.feasible]
+  for i in res.front:
+    assert not np.any(np.all(f <= res.F[i], axis=1) & np.any(f < res.F[i], axis=1))
+  import csv
+
+  with open(os.path.join(workdir, "pareto.csv")) as fh:
+    rows = list(csv.DictReader(fh))
+  assert len(rows) == len(res.front)
+  for col in PP.OBJECTIVES:
+    assert col in rows[0]
+  acc = np.asarray([float(r["accuracy"]) for r in rows])
+  np.testing.assert_allclose(1 - acc, res.F[res.front, 0], atol=1e-5)
+  for name in ("evaluations.csv", "hypervolume.csv", "pairs.png", "parallel.png", "summary.json"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0
+  assert np.all(np.diff(res.hv) >= -1e-12)  # the archive front only grows
+
+
+def test_constraints_make_designs_infeasible(reference_run):
+  res, _ = reference_run
+  area = np.asarray([res.evaluator.cache[PP.genome_hash(x)]["area"] for x in res.genomes])
+  limit = float(np.median(area))
+  cons = PA.run(PA.SearchConfig(**{**TINY, "max_area": limit}), progress=False)
+  area_c = np.asarray([cons.evaluator.cache[PP.genome_hash(x)]["area"] for x in cons.genomes])
+  np.testing.assert_array_equal(cons.feasible, area_c <= limit)
+  assert np.all(area_c[cons.front] <= limit)
+
+
+def test_resume_after_kill_matches_uninterrupted(reference_run, tmp_path):
+  res, _ = reference_run
+  workdir = str(tmp_path / "killed")
+  cmd = [
+    sys.executable,
+    "-m",
+    "nf_jax.pareto",
+    f"--workdir={workdir}",
+    f"--population={TINY['population']}",
+    f"--generations={TINY['generations']}",
+    f"--n_partitions={TINY['n_partitions']}",
+    f"--features={','.join(FEATURES)}",
+  ]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.Popen(
+    cmd + ["--generation_delay_s=30"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+  )
+  ckpt = os.path.join(workdir, PA.CHECKPOINT)
+  deadline = time.time() + 240
+  try:
+    while not os.path.exists(ckpt) and time.time() < deadline and proc.poll() is None:
+      time.sleep(0.5)
+  finally:
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 mid-run (it sleeps 30 s after generation 1)
+    proc.wait()
+  with open(ckpt) as f:
+    done = pickle.loads(base64.b64decode(f.read()))
+  assert 1 <= done.generation < TINY["generations"]
+  out = subprocess.run(
+    cmd + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+  )
+  assert out.returncode == 0, out.stderr[-2000:]
+  import json
+
+  with open(os.path.join(workdir, "summary.json")) as f:
+    summary = json.load(f)
+  # Finished generations came from the checkpoint's cache: at most one batched evaluation per
+  # remaining generation.
+  assert summary["batched_evaluations_this_process"] <= TINY["generations"] - done.generation
+  with open(os.path.join(workdir, "pareto.csv")) as f:
+    got = sorted(line.split(",")[1] for line in f.read().splitlines()[1:])
+  want = sorted(" ".join(map(str, res.genomes[i])) for i in res.front)
+  assert got == want
+
+
+def test_benchmark_smoke():
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location(
+    "pareto_bench", os.path.join(ROOT, "benchmarks", "pareto_bench.py")
+  )
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  hv = bench.benchmark(seeds=1, population=8, generations=2, n_partitions=1, features=FEATURES)
+  assert set(hv) == set(PA.ALGORITHMS)
+  for values in hv.values():
+    assert len(values) == 1 and 0.0 < values[0] <= 1.1**6
+
+
+def test_train_accuracy_path_matches_trainer_and_caches():
+  """--accuracy=train: a runlocal-size training per distinct topology, cached by genome."""
+  from nf_jax import train as TR
+  from nf_jax.data import Dataset
+
+  rng = np.random.default_rng(0)
+  proj = rng.normal(size=(784, 10))
+  x = rng.normal(size=(640, 784)).astype(np.float32)
+  y = np.argmax(x @ proj, axis=1).astype(np.int32)
+  ds = Dataset(x[:512], y[:512], x[512:], y[512:], 10, (28, 28, 1), "synthetic")
+  cfg = PA.SearchConfig(accuracy="train", train_steps=3, **{**TINY, "features": C.DEFAULT_FEATURES})
+  calls = []
+  fn = PA.train_accuracy_fn(cfg, ds)
+
+  def counting(specs):
+    calls.append(list(specs))
+    return fn(specs)
+
+  ev = PP.Evaluator(counting)
+  xs = np.stack(
+    [
+      _genome(family="random", hidden_width=256, radix=4, depth_level=0.25, rows=8),
+      _genome(family="random", hidden_width=256, radix=4, depth_level=0.25, rows=32),
+    ]
+  )
+  got = ev.evaluate(xs)
+  assert len(calls) == 1 and calls[0] == [("random", 256, {"skip": False, "fan_in": 4, "depth": 1})]
+  ref = TR.train(
+    TR.ModelSpec.create("random", 256, fan_in=4, depth=1, skip=False),
+    ds,
+    TR.TrainConfig(num_epochs=1, steps_per_epoch=3, log_every=10),
+    progress=False,
+  )
+  np.testing.assert_allclose(got["accuracy"], [ref.test_accuracy] * 2)
+  assert got["area"][0] < got["area"][1]  # 8 rows of PEs vs 32
+  ev.evaluate(xs[::-1])
+  assert len(calls) == 1  # cached: no second training
+
+
+SHARDED_SCRIPT = """
+import jax, numpy as np
+from nf_jax import hw, pareto_problem as PP
+assert len(jax.devices()) == 4
+xs = np.random.default_rng(0).integers(0, PP.UPPER + 1, size=(5, PP.N_GENES))
+specs = [PP.decode_topology(x) for x in xs]
+wls = [hw.make_workload([*PP.model_topologies(*s), ("dense", s[1], 10)], 64) for s in specs]
+cfg = PP.decode_hw(xs)
+four = PP.simulate_pairs(cfg, wls, PP.population_mesh())
+one = PP.simulate_pairs(cfg, wls, PP.population_mesh(jax.devices()[:1]))
+for k in ("latency_s", "throughput", "power_w", "area_mm2"):
+  np.testing.assert_allclose(four[k], one[k], rtol=1e-6)
+print("OK")
+"""
+
+
+def test_population_sharded_over_four_devices_equals_one():
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+  }
+  out = subprocess.run(
+    [sys.executable, "-c", SHARDED_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True
+  )
+  assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
