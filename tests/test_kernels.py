@@ -186,8 +186,10 @@ def test_unsupported_impl_raises_with_reason(key):
 
 def test_auto_choice_and_fallback_log(caplog):
   butterfly, rand = make("butterfly_r2"), make("random")
-  x = jnp.zeros((4, butterfly.n_in))
+  x = jnp.zeros((16, butterfly.n_in))
   assert kernels.choose_impl(x, butterfly)[0] == "xla_blocked"  # CPU backend in CI
+  impl, reason = kernels.choose_impl(x[:1], butterfly)
+  assert impl == "xla_gather" and "batch of 1 rows" in reason
   impl, reason = kernels.choose_impl(jnp.zeros((4, rand.n_in)), rand)
   assert impl == "xla_gather" and "rows do not form groups" in reason
   caplog.set_level(logging.INFO, logger="absl")

@@ -1,0 +1,201 @@
+"""Sparse-cascade matmul benchmark: every implementation against dense and BCOO, with a roofline.
+
+Run (the issue's CPU goal setting, ~1 min on 2 cores):
+
+  python benchmarks/cascade_bench.py --n=4096 --batch=1024 --radix=2 --mode=fwd,fwd_bwd
+
+Full grid: ``--n=1024,4096,16384 --batch=256,1024,8192 --radix=2,4,16`` (long on CPU; dense is
+skipped above ``--max_dense_gflop``). Times are medians of ``--repeats`` runs after ``--warmup``
+runs, each ended by ``jax.block_until_ready``; every baseline is measured in the same process.
+
+Roofline: for each row the script counts the FLOPs (2 per multiply-add: ``2 * B * nnz`` forward,
+3x that forward+backward) and the compulsory bytes (x, y, weights; backward adds the cotangent,
+dx and dW) and divides by the peaks. The peaks are measured at start-up on this machine (GFLOP/s
+of a dense 2048^3 matmul, GB/s of a 64 MiB streaming scale ``y = 1.0001 * x``: bytes read plus
+written), unless ``--peak_gflops`` / ``--peak_gbps`` give datasheet values (gpu_check.sh does).
+``%roof`` = roofline time / measured time.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from jax.experimental import sparse
+
+from nf_jax import kernels
+from nf_jax import topology as T
+from nf_jax.io_utils import atomic_write_text
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("n", ["4096"], "Layer widths N (n_in = n_out = N).")
+flags.DEFINE_list("batch", ["1024"], "Batch sizes B.")
+flags.DEFINE_list("radix", ["2"], "Butterfly radices; depth = log_radix(N).")
+flags.DEFINE_list("mode", ["fwd", "fwd_bwd"], "fwd and/or fwd_bwd (grad wrt x and weights).")
+flags.DEFINE_list(
+  "impls", ["xla_blocked", "pallas", "xla_gather", "dense", "bcoo"], "What to time (rows)."
+)
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation and weight dtype.")
+flags.DEFINE_integer("warmup", 2, "Untimed runs (the first also compiles).")
+flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
+flags.DEFINE_float("max_dense_gflop", 500.0, "Skip dense/BCOO rows above this many GFLOP per run.")
+flags.DEFINE_float("peak_gflops", 0.0, "Peak GFLOP/s for the roofline (0: measure).")
+flags.DEFINE_float("peak_gbps", 0.0, "Peak memory GB/s for the roofline (0: measure).")
+flags.DEFINE_bool("interpret", False, "Run Pallas interpreted (CPU smoke runs only: slow).")
+flags.DEFINE_string("out", "", "Optional CSV path for the table.")
+
+
+def timed(fn, *args) -> float:
+  """Median seconds of ``fn(*args)`` after warm-up."""
+  for _ in range(FLAGS.warmup):
+    jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(FLAGS.repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def measure_peaks(dtype) -> tuple[float, float]:
+  """(GFLOP/s, GB/s) measured here unless given by flags."""
+  gflops, gbps = FLAGS.peak_gflops, FLAGS.peak_gbps
+  if not gflops:
+    a = jnp.ones((2048, 2048), dtype)
+    gflops = 2 * 2048**3 / timed(jax.jit(lambda a: a @ a), a) / 1e9
+  if not gbps:
+    x = jnp.ones((16 * 1024 * 1024,), jnp.float32)  # 64 MiB
+    gbps = 2 * x.nbytes / timed(jax.jit(lambda x: x * 1.0001), x) / 1e9
+  return gflops, gbps
+
+
+def make_callable(impl: str, t: T.Topology, mode: str, dtype, interpret: bool):
+  """Returns (jitted fn, args builder, flops, bytes) for one row."""
+  itemsize = jnp.dtype(dtype).itemsize
+  n_in, n_out, nnz = t.n_in, t.n_out, t.num_params
+  rng = np.random.default_rng(0)
+
+  if impl == "dense":
+    w = jnp.asarray(rng.standard_normal((n_in, n_out)) / math.sqrt(n_in), dtype)
+    params, fwd, nnz = w, (lambda x, w: x @ w), n_in * n_out
+  elif impl == "bcoo":
+    # A random sparse [n_out, n_in] matrix with the cascade's nnz (y^T = M^T x^T).
+    flat = rng.choice(n_in * n_out, size=min(nnz, n_in * n_out), replace=False)
+    idx = jnp.asarray(np.stack(np.divmod(flat, n_in), axis=1), jnp.int32)
+    data = jnp.asarray(rng.standard_normal(flat.size) / math.sqrt(nnz / n_out), dtype)
+    params = data
+    fwd = lambda x, data: sparse.BCOO((data, idx), shape=(n_out, n_in)) @ x.T
+  else:
+    params = [
+      jnp.asarray(rng.standard_normal(tab.shape) / math.sqrt(tab.shape[1]), dtype)
+      for tab in t.stages
+    ]
+    fwd = lambda x, ws: kernels.cascade_matmul(x, ws, t, impl, interpret=interpret)
+
+  if mode == "fwd":
+    fn = jax.jit(fwd)
+  else:
+    fn = jax.jit(jax.grad(lambda x, p: jnp.sum(fwd(x, p).astype(jnp.float32) ** 2), (0, 1)))
+
+  def flops_bytes(batch: int) -> tuple[float, float]:
+    act = batch * (n_in + n_out) * itemsize
+    weights = nnz * (itemsize + (4 if impl == "bcoo" else 0) * 2)  # bcoo also reads indices
+    if mode == "fwd":
+      return 2.0 * batch * nnz, act + weights
+    # Backward reads x, g and writes dx (+ the forward's x and y), reads W and writes dW.
+    return 6.0 * batch * nnz, act + batch * (n_in + n_out) * itemsize + 2 * weights
+
+  return fn, params, flops_bytes
+
+
+def run_grid() -> list[dict]:
+  dtype = jnp.dtype(FLAGS.dtype)
+  peak_gflops, peak_gbps = measure_peaks(dtype)
+  print(
+    f"# backend={jax.default_backend()} device={jax.devices()[0].device_kind} dtype={dtype.name}"
+    f" peaks: {peak_gflops:.1f} GFLOP/s, {peak_gbps:.1f} GB/s "
+    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'})",
+    flush=True,
+  )
+  header = (
+    f"{'N':>6} {'B':>5} {'radix':>5} {'depth':>5} {'mode':>7} {'impl':>11} {'ms':>9} "
+    f"{'x_dense':>8} {'x_bcoo':>8} {'GB/s':>8} {'GFLOP/s':>8} {'%roof':>6}"
+  )
+  print(header, flush=True)
+  rows = []
+  for n in map(int, FLAGS.n):
+    for radix in map(int, FLAGS.radix):
+      depth = round(math.log(n, radix))
+      if radix**depth != n:
+        print(f"# skip N={n} radix={radix}: N is not a power of the radix", flush=True)
+        continue
+      t = T.make("butterfly", n, radix=radix, depth=depth)
+      for batch in map(int, FLAGS.batch):
+        x = jnp.asarray(np.random.default_rng(1).standard_normal((batch, n)), dtype)
+        for mode in FLAGS.mode:
+          results = {}
+          for impl in FLAGS.impls:
+            if impl in ("pallas", "xla_blocked"):
+              try:
+                kernels.choose_impl(x, t, impl)
+              except ValueError as err:
+                print(f"# skip {impl}: {err}", flush=True)
+                continue
+            if impl == "pallas" and jax.default_backend() == "cpu" and not FLAGS.interpret:
+              print("# skip pallas: CPU without --interpret", flush=True)
+              continue
+            fn, params, flops_bytes = make_callable(impl, t, mode, dtype, FLAGS.interpret)
+            flops, nbytes = flops_bytes(batch)
+            dense_gflop = 2e-9 * batch * n * n * (1 if mode == "fwd" else 3)
+            if impl in ("dense", "bcoo") and dense_gflop > FLAGS.max_dense_gflop:
+              print(f"# skip {impl}: {dense_gflop:.0f} GFLOP > --max_dense_gflop", flush=True)
+              continue
+            seconds = timed(fn, x, params)
+            roof = max(flops / (peak_gflops * 1e9), nbytes / (peak_gbps * 1e9))
+            results[impl] = dict(
+              N=n,
+              B=batch,
+              radix=radix,
+              depth=depth,
+              mode=mode,
+              impl=impl,
+              ms=seconds * 1e3,
+              gbps=nbytes / seconds / 1e9,
+              gflops=flops / seconds / 1e9,
+              roof=100 * roof / seconds,
+            )
+          for row in results.values():
+            for base in ("dense", "bcoo"):
+              row[f"x_{base}"] = (
+                results[base]["ms"] / row["ms"] if base in results else float("nan")
+              )
+            print(
+              f"{row['N']:>6} {row['B']:>5} {row['radix']:>5} {row['depth']:>5} "
+              f"{row['mode']:>7} {row['impl']:>11} {row['ms']:>9.2f} {row['x_dense']:>8.1f} "
+              f"{row['x_bcoo']:>8.1f} {row['gbps']:>8.1f} {row['gflops']:>8.1f} "
+              f"{row['roof']:>6.1f}",
+              flush=True,
+            )
+            rows.append(row)
+  return rows
+
+
+def main(argv):
+  del argv
+  rows = run_grid()
+  if FLAGS.out and rows:
+    keys = list(rows[0])
+    lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]
+    atomic_write_text(FLAGS.out, "\n".join(lines) + "\n")
+  if not rows:
+    sys.exit("no benchmark row ran; check --impls and the sizes")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,41 @@
+"""Smoke-runs benchmarks/cascade_bench.py at tiny sizes so it never rots (no timing asserted)."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cascade_bench_prints_a_row_per_implementation(tmp_path):
+  out = tmp_path / "bench.csv"
+  cmd = [
+    sys.executable,
+    os.path.join(ROOT, "benchmarks", "cascade_bench.py"),
+    "--n=16",
+    "--batch=8",
+    "--radix=2,4",
+    "--mode=fwd,fwd_bwd",
+    "--warmup=1",
+    "--repeats=1",
+    "--interpret",
+    "--peak_gflops=10",
+    "--peak_gbps=10",
+    f"--out={out}",
+  ]
+  result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+  assert result.returncode == 0, result.stdout + result.stderr
+  lines = out.read_text().strip().splitlines()
+  header, rows = (
+    lines[0].split(","),
+    [dict(zip(lines[0].split(","), r.split(","))) for r in lines[1:]],
+  )
+  assert {"ms", "x_dense", "x_bcoo", "gbps", "gflops", "roof"} <= set(header)
+  impls = {(r["radix"], r["mode"], r["impl"]) for r in rows}
+  for radix in ("2", "4"):
+    for mode in ("fwd", "fwd_bwd"):
+      for impl in ("xla_blocked", "pallas", "xla_gather", "dense", "bcoo"):
+        assert (radix, mode, impl) in impls
+  # The dense row's speedup over itself is exactly 1 (the ratio column is wired to the baseline).
+  assert all(float(r["x_dense"]) == 1.0 for r in rows if r["impl"] == "dense")
+  assert all(float(r["ms"]) > 0 for r in rows)
