@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,8 +76,13 @@ def rel_err(a, b) -> float:
   return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
+# CPU CI interprets the Pallas kernels; benchmarks/gpu_check.sh sets NF_KERNELS_INTERPRET=0 to
+# compile them on a GPU.
+INTERPRET = os.environ.get("NF_KERNELS_INTERPRET", "1") != "0"
+
+
 def run(x, ws, t, impl):
-  return kernels.cascade_matmul(x, ws, t, impl, interpret=impl == "pallas")
+  return kernels.cascade_matmul(x, ws, t, impl, interpret=INTERPRET and impl == "pallas")
 
 
 CASES = [(k, impl) for k in TOPOLOGIES for impl in SUPPORTED[k]]
@@ -144,7 +149,7 @@ def test_gradients_match_reference(key, impl, dtype):
 def test_block_sizes_and_merging(impl, block_sizes):
   t = T.make("butterfly", 64, radix=2, depth=8, skip=True)  # depth > log2(n): digits repeat
   x, ws = random_args(t, 20, jnp.float32)
-  y = kernels.cascade_matmul(x, ws, t, impl, interpret=True, block_sizes=block_sizes)
+  y = kernels.cascade_matmul(x, ws, t, impl, interpret=INTERPRET, block_sizes=block_sizes)
   assert rel_err(y, np.asarray(x, np.float64) @ numpy_dense(ws, t)) < TOLERANCE[jnp.float32]
 
 
@@ -164,15 +169,17 @@ def test_vmap_matches_batched_call(impl):
 def test_second_call_does_not_retrace(impl):
   t = make("butterfly_r2")
 
+  traces = []
+
   @jax.jit
-  @chex.assert_max_traces(n=1)
   def f(x, ws):
+    traces.append(1)  # Python side effect: runs once per trace, never per call
     return run(x, ws, t, impl)
 
-  chex.clear_trace_counter()
   for seed in range(3):
     x, ws = random_args(t, 8, jnp.float32, seed)
     jax.block_until_ready(f(x, ws))
+  assert len(traces) == 1
 
 
 @pytest.mark.parametrize("key", list(TOPOLOGIES))
@@ -181,15 +188,17 @@ def test_unsupported_impl_raises_with_reason(key):
   x, ws = random_args(t, 2, jnp.float32)
   for impl in set(kernels.IMPLEMENTATIONS) - set(SUPPORTED[key]):
     with pytest.raises(ValueError, match=f"impl='{impl}' cannot handle"):
-      kernels.cascade_matmul(x, ws, t, impl, interpret=True)
+      kernels.cascade_matmul(x, ws, t, impl, interpret=INTERPRET)
 
 
 def test_auto_choice_and_fallback_log(caplog):
   butterfly, rand = make("butterfly_r2"), make("random")
   x = jnp.zeros((16, butterfly.n_in))
-  assert kernels.choose_impl(x, butterfly)[0] == "xla_blocked"  # CPU backend in CI
-  impl, reason = kernels.choose_impl(x[:1], butterfly)
-  assert impl == "xla_gather" and "batch of 1 rows" in reason
+  on_cpu = jax.default_backend() == "cpu"
+  assert kernels.choose_impl(x, butterfly)[0] == ("xla_blocked" if on_cpu else "pallas")
+  if on_cpu:
+    impl, reason = kernels.choose_impl(x[:1], butterfly)
+    assert impl == "xla_gather" and "batch of 1 rows" in reason
   impl, reason = kernels.choose_impl(jnp.zeros((4, rand.n_in)), rand)
   assert impl == "xla_gather" and "rows do not form groups" in reason
   caplog.set_level(logging.INFO, logger="absl")
