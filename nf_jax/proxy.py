@@ -426,7 +426,12 @@ def score_topologies(
     ``{score name: float64[len(topologies)]}`` for the requested scores (see
     ``HIGHER_IS_BETTER`` for each score's sign).
 
-  Cost: see the module doc; ~``steps * targets * fit_n * num_params_small`` flops per candidate.
+  Cost: per candidate ``~6 * steps * targets * branches * depth * L**3`` flops for the fit
+  (``L`` = proxy lanes padded to a power of two, 32 or 64 at the default ``fit_n=32``) plus
+  one :func:`nf_jax.topology.path_stats` at full width; one XLA compilation (~1-3 s) per
+  (lanes, depth, branches) group. Measured by ``python benchmarks/proxy_bench.py`` (310
+  candidates, n=1024, budget 100k, 22 groups) on the shared 2-core CPU at load average ~8:
+  79 candidates/min cold (compilations included), 456/min warm (a later generation).
 
   Example:
     >>> ts = [T.make("butterfly", 64, radix=2), T.make("random", 64, fan_in=2, depth=6)]
