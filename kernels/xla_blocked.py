@@ -125,38 +125,55 @@ def _digit_chain(plans: Sequence[StagePlan]) -> list[int] | None:
   return chain
 
 
-def digit_segment(h: jax.Array, plans: Sequence[StagePlan], ws: Sequence[jax.Array]):
+def _digit_schedule(plans: Sequence[StagePlan]):
+  """Static transposes of :func:`digit_segment`: per stage ``(perm, g, k, w_view, w_perm)``."""
+  chain = _digit_chain(plans)
+  sizes = [b // a for a, b in zip(chain, chain[1:])]  # sizes[d]: digit d, lowest first
+  m = len(sizes)
+  natural = ["t"] + list(range(m - 1, -1, -1))  # the [t, n] row-major layout
+  layout, steps = natural, []
+  for sp in plans:
+    lo, hi = chain.index(sp.C), chain.index(sp.C * sp.ko)
+    stage = list(range(hi - 1, lo - 1, -1))  # high digit first: i = positional value
+    others = [a for a in layout if a != "t" and a not in stage]
+    target = others + ["t"] + stage
+    perm = [layout.index(a) for a in target]
+    layout = target
+    g = int(np.prod([sizes[d] for d in others], dtype=np.int64))
+    # W[(a, i, c), r] viewed per digit: [a digits (high->low), i, c digits (high->low), r].
+    a_digits, c_digits = list(range(m - 1, hi - 1, -1)), list(range(lo - 1, -1, -1))
+    w_view = [sizes[d] for d in a_digits] + [sp.ko] + [sizes[d] for d in c_digits] + [sp.ko]
+    names = a_digits + ["i"] + c_digits + ["r"]
+    w_perm = [names.index(a) for a in others + ["r", "i"]]
+    steps.append((perm, g, sp.ko, w_view, w_perm))
+  first_shape = [sizes[d] for d in range(m - 1, -1, -1)]
+  return first_shape, steps, [layout.index(a) for a in natural]
+
+
+def digit_weights(plans: Sequence[StagePlan], ws: Sequence[jax.Array]) -> list[jax.Array]:
+  """Weights of a digit segment as ``[G, K(r), K(i)]``, prepared once outside the tile loop."""
+  _, steps, _ = _digit_schedule(plans)
+  return [
+    jnp.transpose(w.reshape(w_view), w_perm).reshape(g, k, k)
+    for w, (_, g, k, w_view, w_perm) in zip(ws, steps)
+  ]
+
+
+def digit_segment(h: jax.Array, plans: Sequence[StagePlan], wgs: Sequence[jax.Array]):
   """Square identity-source block stages with one transpose per stage: ``[t, n] -> [t, n]``.
 
   The lanes are split into digits (``_digit_chain``). Before each stage the activations are laid
   out as ``[other digits..., t, stage digits]`` so the stage is a plain batched matmul
   ``[G, t, K] @ [G, K, K]`` (batch dim leading, contraction last: no transposes inside the dot).
+  ``wgs`` comes from :func:`digit_weights`.
   """
-  chain = _digit_chain(plans)
+  first_shape, steps, final_perm = _digit_schedule(plans)
   t = h.shape[0]
-  sizes = [b // a for a, b in zip(chain, chain[1:])]  # sizes[d]: digit d, lowest first
-  m = len(sizes)
-  layout = ["t"] + list(range(m - 1, -1, -1))  # the natural [t, n] row-major layout
-  x = h.reshape([t] + [sizes[d] for d in range(m - 1, -1, -1)])
-  for sp, w in zip(plans, ws):
-    lo, hi = chain.index(sp.C), chain.index(sp.C * sp.ko)
-    stage = list(range(hi - 1, lo - 1, -1))  # high digit first: i = positional value
-    others = [a for a in layout if a != "t" and a not in stage]
-    target = others + ["t"] + stage
-    x = jnp.transpose(x, [layout.index(a) for a in target])
-    layout = target
-    g = int(np.prod([sizes[d] for d in others], dtype=np.int64))
-    k = sp.ko
-    # W[(a, i, c), r] viewed per digit: [a digits (high->low), i, c digits (high->low), r].
-    a_digits = list(range(m - 1, hi - 1, -1))
-    c_digits = list(range(lo - 1, -1, -1))
-    wv = w.reshape([sizes[d] for d in a_digits] + [k] + [sizes[d] for d in c_digits] + [k])
-    names = a_digits + ["i"] + c_digits + ["r"]
-    wg = jnp.transpose(wv, [names.index(a) for a in others + ["r", "i"]]).reshape(g, k, k)
-    out = jnp.matmul(x.reshape(g, t, k), wg.astype(x.dtype))
-    x = out.reshape(x.shape)
-  x = jnp.transpose(x, [layout.index(a) for a in ["t"] + list(range(m - 1, -1, -1))])
-  return x.reshape(t, -1)
+  x = h.reshape([t] + first_shape)
+  for wg, (perm, g, k, _, _) in zip(wgs, steps):
+    x = jnp.transpose(x, perm)
+    x = jnp.matmul(x.reshape(g, t, k), wg.astype(x.dtype)).reshape(x.shape)
+  return jnp.transpose(x, final_perm).reshape(t, -1)
 
 
 def build_program(
@@ -194,10 +211,20 @@ def cascade_matmul_blocked(
     else:
       segments.append([i, i] if fast else [-1, i])
 
+  digit = [
+    first >= 0 and block_sizes.digit_layout and _digit_chain(plans[first : last + 1]) is not None
+    for first, last in segments
+  ]
+  # Weight layouts are prepared once, outside the loop over batch tiles.
+  ws = list(ws)
+  for (first, last), use in zip(segments, digit):
+    if use:
+      ws[first : last + 1] = digit_weights(plans[first : last + 1], ws[first : last + 1])
+
   def run_tile(tile: jax.Array, ws: list[jax.Array]) -> jax.Array:
     h = tile
-    for first, last in segments:
-      if first >= 0 and block_sizes.digit_layout and _digit_chain(plans[first : last + 1]):
+    for (first, last), use in zip(segments, digit):
+      if use:
         h = digit_segment(h, plans[first : last + 1], ws[first : last + 1])
       else:
         for i in range(last if first < 0 else first, last + 1):

@@ -199,11 +199,11 @@ def test_auto_choice_and_fallback_log(caplog):
   if on_cpu:
     impl, reason = kernels.choose_impl(x[:1], butterfly)
     assert impl == "xla_gather" and "batch of 1 rows" in reason
-  impl, reason = kernels.choose_impl(jnp.zeros((4, rand.n_in)), rand)
+  impl, reason = kernels.choose_impl(jnp.zeros((16, rand.n_in)), rand)
   assert impl == "xla_gather" and "rows do not form groups" in reason
   caplog.set_level(logging.INFO, logger="absl")
   _, ws = random_args(rand, 1, jnp.float32)
-  kernels.cascade_matmul(jnp.zeros((4, rand.n_in)), ws, rand)
+  kernels.cascade_matmul(jnp.zeros((16, rand.n_in)), ws, rand)
   assert any("falls back to xla_gather" in r.getMessage() for r in caplog.records)
 
 
