@@ -146,7 +146,13 @@ def fit(
   source: str = "",
 ) -> Calibration:
   """Fits the ridge map on all rows and measures its leave-one-out MAE."""
-  x = features(specs, names, fit_config)
+  return fit_features(features(specs, names, fit_config), accuracy, names, lam, source)
+
+
+def fit_features(
+  x: np.ndarray, accuracy: np.ndarray, names: Sequence[str], lam: float = 1.0, source: str = ""
+) -> Calibration:
+  """:func:`fit` from precomputed features ``x: [rows, len(names)]``."""
   y = np.asarray(accuracy, np.float64)
   errs, base = [], []
   for i in range(len(y)):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,6 +111,15 @@ def decode_topology(x: Sequence[int]) -> tuple[str, int, dict[str, Any]]:
     if family == "parallel_butterfly":
       params["width"] = int(g["parallel_width"])
   return family, n, params
+
+
+def topology_space() -> list[tuple[str, int, dict[str, Any]]]:
+  """Every distinct hidden topology the genome decodes to (248 specs), in a fixed order."""
+  seen: dict[str, tuple[str, int, dict[str, Any]]] = {}
+  for combo in itertools.product(*(range(len(c)) for _, c in GENES[:6])):
+    spec = decode_topology(list(combo) + [0] * (N_GENES - 6))
+    seen.setdefault(topology_key(*spec), spec)
+  return list(seen.values())
 
 
 def topology_key(family: str, n: int, params: dict[str, Any]) -> str:
@@ -313,14 +323,20 @@ class Evaluator:
     self.tech_nm = tech_nm
     self.cache: dict[str, dict[str, float]] = {}
     self.accuracy_cache: dict[str, float] = {}
+    self.workloads: dict[str, Workload] = {}  # topology key -> workload (tables -> schedules)
     self.calls = 0
     self.pad_to = 8  # simulator batch padding (the population size: one compile per run)
     self.mesh: Mesh | None = None
+
+  def __setstate__(self, state: dict) -> None:
+    self.__dict__.update(state)
+    self.workloads = state.get("workloads") or {}
 
   def __getstate__(self) -> dict:
     state = dict(self.__dict__)
     state["accuracy_fn"] = None  # re-attached on resume (holds jitted functions / datasets)
     state["mesh"] = None
+    state["workloads"] = {}
     return state
 
   def evaluate(self, xs: np.ndarray) -> dict[str, np.ndarray]:
@@ -345,10 +361,11 @@ class Evaluator:
       if new:
         acc = np.asarray(self.accuracy_fn(list(new.values())), np.float64)
         self.accuracy_cache.update({k: float(a) for k, a in zip(new, acc)})
-      workloads = [
-        hw.make_workload([*model_topologies(*s), ("dense", s[1], NUM_CLASSES)], self.batch)
-        for s in specs
-      ]
+      for k, s in zip(tkeys, specs):
+        if k not in self.workloads:  # the conflict schedules cost O(n log n) per stage: reuse
+          layers = [*model_topologies(*s), ("dense", s[1], NUM_CLASSES)]
+          self.workloads[k] = hw.make_workload(layers, self.batch)
+      workloads = [self.workloads[k] for k in tkeys]
       if self.mesh is None:
         self.mesh = population_mesh()
       sim = simulate_pairs(decode_hw(rows, self.tech_nm), workloads, self.mesh, self.pad_to)

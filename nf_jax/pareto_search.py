@@ -146,9 +146,25 @@ def num_ref_dirs(n_partitions: int, n_obj: int = 6) -> int:
 
 
 def proxy_accuracy_fn(config: SearchConfig) -> tuple[PP.AccuracyFn, C.Calibration]:
-  """Accuracy from the calibrated data-free score; returns the function and the calibration."""
+  """Accuracy from the calibrated data-free score; returns the function and the calibration.
+
+  With a fit-based feature, the calibration rows and the genome's whole topology space (248
+  specs, :func:`nf_jax.pareto_problem.topology_space`) are scored in ONE batched pass up front:
+  each fit shape group then compiles once, instead of once per generation and batch size, and
+  every later evaluation is a table lookup. Structural features are cheap and scored on demand.
+  """
   fit_config = P.FitConfig(steps=config.fit_steps)
-  cal = C.from_csv(config.calibration, config.features, fit_config)
+  specs, acc = C.load_results(config.calibration)
+  names = tuple(config.features)
+  table: dict[str, float] = {}
+  if any(n in P.FIT_SCORES for n in names):
+    space = PP.topology_space()
+    x = C.features(list(specs) + space, names, fit_config)
+    cal = C.fit_features(x[: len(specs)], acc, names, source=config.calibration)
+    pred = cal.predict_features(x[len(specs) :])
+    table = {PP.topology_key(*s): float(a) for s, a in zip(space, pred)}
+  else:
+    cal = C.fit(specs, acc, names, fit_config, source=config.calibration)
   logging.info(
     "calibration %s: %d rows, LOO MAE %.4f (mean predictor %.4f)",
     cal.source,
@@ -158,6 +174,9 @@ def proxy_accuracy_fn(config: SearchConfig) -> tuple[PP.AccuracyFn, C.Calibratio
   )
 
   def fn(specs):
+    keys = [PP.topology_key(*s) for s in specs]
+    if all(k in table for k in keys):
+      return np.asarray([table[k] for k in keys])
     return cal.predict_features(C.features(specs, cal.names, fit_config))
 
   return fn, cal
@@ -616,6 +635,7 @@ def write_outputs(result: SearchResult, workdir: str, plots: bool = True) -> lis
     front_size=len(result.front),
     final_hypervolume=result.hv[-1] if result.hv else 0.0,
     batched_evaluations_this_process=result.calls_this_process,
+    devices=jax.device_count(),
     picks={k: design_rows(result, [i])[0] for k, i in picks(result).items()},
   )
   if result.calibration is not None:
