@@ -16,10 +16,11 @@ from nf_jax.topology import Topology
 # Implementations in order of preference; "auto" picks the first that supports the call.
 IMPLEMENTATIONS = ("pallas", "xla_blocked", "xla_gather")
 
-# Bytes of one fused-kernel batch tile (all lanes of the widest stage, float32) that still fit
-# on chip: an H100 SM has 228 KiB of shared memory (NVIDIA H100 datasheet / CUDA guide, compute
-# capability 9.0); keep half of it for the resident weights and double buffering.
-PALLAS_TILE_BYTES = 112 * 1024
+# Bytes of one fused-kernel batch tile (all lanes of the widest stage, float32) that should stay
+# on chip: an H100 SM has a 256 KiB register file (64K 32-bit registers; NVIDIA H100 Tensor Core
+# GPU Architecture whitepaper, 2022) and 228 KiB of shared memory; allow half the register file.
+# A guess not yet checked on a GPU: wider tiles spill.
+PALLAS_TILE_BYTES = 128 * 1024
 
 # On CPU, batches this small (Flax init runs one row) go to xla_gather: its per-stage ops reuse
 # compiled kernels across topologies, while xla_blocked compiles a new program per topology.

@@ -14,6 +14,12 @@ block (0, 0)), applies all stages as unrolled FMAs over the block views of
 the whole cascade. The backward kernel recomputes the tile's stage inputs on chip, then walks the
 stages backwards producing dx for the tile and one partial dW per stage and tile (summed over
 tiles in XLA: grid programs may run in parallel, so they never accumulate into one block).
+
+Known limits: the partial dW output is ``tiles x num_params`` floats (with 8-row tiles at
+N=4096 and 16-wide merged blocks that is 4x the activations), so the backward pass is not yet
+at the HBM roofline; a program that loops over several tiles would cut it. Fan-in above
+``MAX_UNROLLED_FAN_IN`` and re-indexed inputs after stage 0 (block-diagonal stride permutations)
+are refused with a reason; ``xla_blocked`` runs those.
 """
 
 from __future__ import annotations
