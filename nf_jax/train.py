@@ -203,15 +203,23 @@ def init_params(spec: ModelSpec, d_in: int, num_classes: int) -> Params:
       module = nn.Dense(spec.n, kernel_init=nn.initializers.he_normal())
     else:
       module = SparseCascade(spec.topologies(d_in)[layer], weight_init=spec.weight_init)
-    params[f"layer_{layer}"] = module.init(keys[layer], x)["params"]
+    # Jitted: eager init runs (and compiles) the initialisers op by op, which is slow.
+    params[f"layer_{layer}"] = jax.jit(module.init)(keys[layer], x)["params"]
     width_in = spec.n
-  head = nn.Dense(num_classes).init(keys[-1], jnp.zeros((1, spec.n), jnp.float32))
+  head = jax.jit(nn.Dense(num_classes).init)(keys[-1], jnp.zeros((1, spec.n), jnp.float32))
   params["head"] = head["params"]
   return params
 
 
-def forward(params: Params, x: jax.Array, topologies: Sequence[T.Topology] | None) -> jax.Array:
-  """Logits ``[batch, classes]`` of ``x: [batch, d_in]``; ``topologies=None`` for dense."""
+def forward(
+  params: Params, x: jax.Array, topologies: Sequence[T.Topology] | None, impl: str = "auto"
+) -> jax.Array:
+  """Logits ``[batch, classes]`` of ``x: [batch, d_in]``; ``topologies=None`` for dense.
+
+  ``impl`` goes to :func:`nf_jax.kernels.cascade_matmul`; topologies whose tables are traced
+  (per-model tables in a sweep) must use ``"xla_gather"``, the one kernel that reads the
+  tables as data rather than planning on them in numpy.
+  """
   h = x
   num_layers = len([k for k in params if k.startswith("layer_")])
   for layer in range(num_layers):
@@ -221,7 +229,7 @@ def forward(params: Params, x: jax.Array, topologies: Sequence[T.Topology] | Non
     else:
       t = topologies[layer]
       weights = [p[f"stage_{s}"] for s in range(t.depth)]
-      h = kernels.cascade_matmul(h, weights, t) + p["bias"]
+      h = kernels.cascade_matmul(h, weights, t, impl) + p["bias"]
     h = jax.nn.relu(h)
   return h @ params["head"]["kernel"] + params["head"]["bias"]
 
@@ -250,11 +258,22 @@ def shape_signature(spec: ModelSpec, d_in: int) -> tuple:
   return ("cascade", spec.n, spec.num_layers, tuple(sig))
 
 
-def group_compatible(specs: Sequence[ModelSpec], d_in: int) -> list[list[ModelSpec]]:
-  """Splits ``specs`` into groups of equal :func:`shape_signature`, in first-seen order."""
+def group_compatible(
+  specs: Sequence[ModelSpec], d_in: int, mix_tables: bool = True
+) -> list[list[ModelSpec]]:
+  """Splits ``specs`` into groups of equal :func:`shape_signature`, in first-seen order.
+
+  With ``mix_tables=False``, models with different tables go to different groups, except
+  ``random`` ones (which always run on the gather kernel): a group whose tables differ must use
+  the ``xla_gather`` kernel, several times slower on CPU than ``xla_blocked`` for the
+  block-structured families, so mixing them costs more than the extra programs.
+  """
   groups: dict[tuple, list[ModelSpec]] = {}
   for spec in specs:
-    groups.setdefault(shape_signature(spec, d_in), []).append(spec)
+    key = shape_signature(spec, d_in)
+    if not mix_tables and not spec.is_dense and spec.name != "random":
+      key = key + tuple(t.fingerprint for t in spec.topologies(d_in))
+    groups.setdefault(key, []).append(spec)
   return list(groups.values())
 
 
@@ -263,9 +282,19 @@ def _tables(t: T.Topology) -> tuple:
 
 
 def _bind(reference: T.Topology, tables: tuple) -> T.Topology:
-  """``reference`` with its tables swapped for (possibly traced) per-model ones."""
+  """``reference`` with its tables swapped for traced per-model ones.
+
+  The spec gets a ``("traced_tables", True)`` entry: Topology equality and hashing use the
+  spec, and a traced twin must never hit a cache (e.g. the kernels' per-topology block plans)
+  filled for the static tables, nor fill one.
+  """
   stages, skips = tables
-  return dataclasses.replace(reference, stages=tuple(stages), skips=tuple(skips))
+  return dataclasses.replace(
+    reference,
+    spec=reference.spec + (("traced_tables", True),),
+    stages=tuple(stages),
+    skips=tuple(skips),
+  )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +328,7 @@ def _compiled_fns(
 ) -> tuple[Callable, Callable]:
   """Jitted ``(train_step, eval_step)`` over the model axis, cached per topology and config."""
   optimizer = make_optimizer(config, total_steps)
+  impl = "xla_gather" if traced else "auto"
 
   def topologies(tables):
     if reference is None:
@@ -311,7 +341,7 @@ def _compiled_fns(
     x, y = x_all[idx], y_all[idx]
 
     def loss_fn(p):
-      logits = forward(p, x, topologies(tables))
+      logits = forward(p, x, topologies(tables), impl)
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -325,7 +355,7 @@ def _compiled_fns(
     return params, opt_state, bad | ~finite, loss, correct
 
   def one_eval(params, tables, x, y):
-    logits = forward(params, x, topologies(tables))
+    logits = forward(params, x, topologies(tables), impl)
     return jnp.sum(jnp.argmax(logits, -1) == y)
 
   tables_axis = 0 if traced else None
