@@ -144,8 +144,9 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
     the width a power of ``k'`` near ``fit_n`` (a multiple of ``k'`` for block_diagonal and
     random), and the depth is scaled by ``m' / m`` (rounded, >= 1): unchanged unless ``k'``
     was clipped to 2. Parallel width, skip and seed are kept; fan-in 1 stays 1.
-  * clos: switch size scaled by ``sqrt(n_small / n)`` (to a divisor of ``fit_n``), middle
-    switches keep their ratio to it.
+  * clos: switch size c becomes the divisor of ``fit_n`` (>= 2) nearest
+    ``fit_n ** (log c / log n)``, as for the radix above; middle switches keep their ratio
+    to it.
   * dense: same depth.
   * ``n_in`` keeps its ratio to ``n``. Near-ties between two divisors go to the smaller one.
   """
@@ -188,8 +189,9 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
     return T.make(t.name, n_small, n_in=n_in_small, **kw)
   if t.name == "clos":
     n_small = fit_n
-    want = p["radix"] * math.sqrt(n_small / n)
-    divisors = [d for d in range(1, n_small + 1) if n_small % d == 0]
+    want = n_small ** (math.log(p["radix"]) / math.log(n)) if p["radix"] > 1 else 1.0
+    low = 2 if p["radix"] > 1 else 1  # switch size 1 would make the middle stage dense
+    divisors = [d for d in range(low, n_small + 1) if n_small % d == 0]
     radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
     width = max(1, round(p["width"] * radix / p["radix"]))  # keeps m / c
     return T.make(t.name, n_small, n_in=small_n_in(n_small), radix=radix, width=width, skip=skip)

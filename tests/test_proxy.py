@@ -207,9 +207,11 @@ def test_parallel_branches_fit_like_the_single_chain():
     ("random", dict(fan_in=4, depth=6, seed=3), ("random", 32, dict(fan_in=2, depth=6, seed=3))),
     # block size 6, width 6 * round(32 / 6) = 30, depth 2 * (log_6 30) / 2 = 1.9 -> 2.
     ("block_diagonal", dict(radix=32, depth=2), ("block_diagonal", 30, dict(radix=6, depth=2))),
-    # switch size 32 * sqrt(32 / 1024) = 5.66 -> divisor 4 (near-tie with 8 goes to the
+    # switch size 32 ** (log 32 / log 1024) = 5.66 -> divisor 4 (near-tie with 8 goes to the
     # smaller), middle switches keep m / c = 1.
     ("clos", dict(radix=32, width=32), ("clos", 32, dict(radix=4, width=4))),
+    # 32 ** 0.3 = 2.83 -> 2 (tie with 4), m = round(4 * 2 / 8) = 1; never switch size 1.
+    ("clos", dict(radix=8, width=4), ("clos", 32, dict(radix=2, width=1))),
     ("dense", dict(depth=2), ("dense", 32, dict(depth=2))),
   ],
 )
