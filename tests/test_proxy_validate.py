@@ -118,3 +118,15 @@ def test_cli_reports_missing_results(tmp_path):
   cmd = [sys.executable, SCRIPT, f"--results={tmp_path / 'nope.csv'}", f"--workdir={tmp_path}"]
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
   assert out.returncode != 0 and "does not exist" in out.stderr
+
+
+def test_sparse_only_correlation_leaves_out_the_dense_baseline():
+  ts = [T.make("dense", 4)] + [T.make("random", 4, fan_in=2, depth=1, seed=s) for s in range(4)]
+  entries = [dict(topology=t) for t in ts]
+  scores = {"fit_score": np.array([1.0, 0.1, 0.2, 0.3, 0.4])}
+  accuracy = np.array([0.9, 0.4, 0.3, 0.2, 0.1])
+  (row,) = V._with_sparse_only(scores, accuracy, entries)
+  # All five: rank differences (0, -3, -1, 1, 3), sum d^2 = 20: rho = 1 - 6*20/(5*24) = 0.
+  assert row["spearman_rho"] == pytest.approx(0.0, abs=1e-12)
+  # Sparse only: scores rise while accuracy falls: rho = -1.
+  assert row["spearman_rho_sparse"] == pytest.approx(-1.0)
