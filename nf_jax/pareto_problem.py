@@ -303,6 +303,19 @@ def to_minimisation(objs: dict[str, np.ndarray]) -> np.ndarray:
   )
 
 
+_WORKLOADS: dict[tuple[str, int], Workload] = {}
+
+
+def model_workload(spec: tuple[str, int, dict[str, Any]], batch: int) -> Workload:
+  """The MLP's simulator workload (memoised per process: building the port-conflict schedules
+  in ``nf_jax.hw.make_workload`` takes ~0.5 s per topology, the main per-design cost)."""
+  key = (topology_key(*spec), batch)
+  if key not in _WORKLOADS:
+    layers = [*model_topologies(*spec), ("dense", spec[1], NUM_CLASSES)]
+    _WORKLOADS[key] = hw.make_workload(layers, batch)
+  return _WORKLOADS[key]
+
+
 AccuracyFn = Callable[[list[tuple[str, int, dict[str, Any]]]], np.ndarray]
 
 
@@ -323,20 +336,14 @@ class Evaluator:
     self.tech_nm = tech_nm
     self.cache: dict[str, dict[str, float]] = {}
     self.accuracy_cache: dict[str, float] = {}
-    self.workloads: dict[str, Workload] = {}  # topology key -> workload (tables -> schedules)
     self.calls = 0
     self.pad_to = 8  # simulator batch padding (the population size: one compile per run)
     self.mesh: Mesh | None = None
-
-  def __setstate__(self, state: dict) -> None:
-    self.__dict__.update(state)
-    self.workloads = state.get("workloads") or {}
 
   def __getstate__(self) -> dict:
     state = dict(self.__dict__)
     state["accuracy_fn"] = None  # re-attached on resume (holds jitted functions / datasets)
     state["mesh"] = None
-    state["workloads"] = {}
     return state
 
   def evaluate(self, xs: np.ndarray) -> dict[str, np.ndarray]:
@@ -361,11 +368,7 @@ class Evaluator:
       if new:
         acc = np.asarray(self.accuracy_fn(list(new.values())), np.float64)
         self.accuracy_cache.update({k: float(a) for k, a in zip(new, acc)})
-      for k, s in zip(tkeys, specs):
-        if k not in self.workloads:  # the conflict schedules cost O(n log n) per stage: reuse
-          layers = [*model_topologies(*s), ("dense", s[1], NUM_CLASSES)]
-          self.workloads[k] = hw.make_workload(layers, self.batch)
-      workloads = [self.workloads[k] for k in tkeys]
+      workloads = [model_workload(s, self.batch) for s in specs]
       if self.mesh is None:
         self.mesh = population_mesh()
       sim = simulate_pairs(decode_hw(rows, self.tech_nm), workloads, self.mesh, self.pad_to)

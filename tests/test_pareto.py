@@ -1,6 +1,7 @@
 """Tests of the co-design search (nf_jax.pareto, nf_jax.pareto_problem, nf_jax.calibration).
 
-Structural calibration features are used throughout so no fit-based proxy compiles (CI time).
+Searches calibrate on ``log_params`` only and the calibration test on structural scores, so no
+fit-based proxy compiles (CI time); the fit path is exercised by nf_jax.proxy's own tests.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from nf_jax import topology as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("connectivity", "log_params")
-TINY = dict(population=8, generations=4, n_partitions=1, features=FEATURES)
+TINY = dict(population=8, generations=4, n_partitions=1, features=("log_params",))
 
 
 def _genome(**genes) -> np.ndarray:
@@ -154,7 +155,7 @@ def test_constraints_make_designs_infeasible(reference_run):
   res, _ = reference_run
   area = np.asarray([res.evaluator.cache[PP.genome_hash(x)]["area"] for x in res.genomes])
   limit = float(np.median(area))
-  cons = PA.run(PA.SearchConfig(**{**TINY, "max_area": limit}), progress=False)
+  cons = PA.run(PA.SearchConfig(**{**TINY, "generations": 2, "max_area": limit}), progress=False)
   area_c = np.asarray([cons.evaluator.cache[PP.genome_hash(x)]["area"] for x in cons.genomes])
   np.testing.assert_array_equal(cons.feasible, area_c <= limit)
   assert np.all(area_c[cons.front] <= limit)
@@ -171,7 +172,7 @@ def test_resume_after_kill_matches_uninterrupted(reference_run, tmp_path):
     f"--population={TINY['population']}",
     f"--generations={TINY['generations']}",
     f"--n_partitions={TINY['n_partitions']}",
-    f"--features={','.join(FEATURES)}",
+    f"--features={','.join(TINY['features'])}",
   ]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   proc = subprocess.Popen(
@@ -217,7 +218,9 @@ def test_benchmark_smoke():
   )
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
-  hv = bench.benchmark(seeds=1, population=8, generations=1, n_partitions=1, features=FEATURES)
+  hv = bench.benchmark(
+    seeds=1, population=8, generations=1, n_partitions=1, features=("log_params",)
+  )
   assert set(hv) == set(PA.ALGORITHMS)
   for values in hv.values():
     assert len(values) == 1 and 0.0 < values[0] <= 1.1**6
