@@ -237,5 +237,37 @@ def cascade_matmul_blocked(
     return run_tile(x, ws)
   tiles = -(-batch // bt)
   padded = jnp.pad(x, ((0, tiles * bt - batch), (0, 0))) if tiles * bt != batch else x
-  out = jax.lax.map(lambda tile: run_tile(tile, ws), padded.reshape(tiles, bt, n_in))
+  out = _tiled(run_tile, padded.reshape(tiles, bt, n_in), ws)
   return out.reshape(tiles * bt, -1)[:batch]
+
+
+def _tiled(run_tile, xs: jax.Array, ws: list[jax.Array]) -> jax.Array:
+  """``lax.map(run_tile)`` over batch tiles ``xs: [tiles, bt, n_in]``, with a tile-local backward.
+
+  Plain autodiff of the map would store every stage's activations for the whole batch and read
+  them back. The backward here instead recomputes each tile's forward while the tile is in
+  cache and takes its VJP there (dx per tile, dW accumulated in the scan carry).
+  """
+
+  @jax.custom_vjp
+  def tiled(xs, ws):
+    return jax.lax.map(lambda tile: run_tile(tile, ws), xs)
+
+  def fwd(xs, ws):
+    return tiled(xs, ws), (xs, ws)
+
+  def bwd(residuals, gs):
+    xs, ws = residuals
+
+    def step(acc, inputs):
+      tile, g = inputs
+      _, vjp = jax.vjp(run_tile, tile, ws)
+      dtile, dws = vjp(g)
+      return [a + d.astype(a.dtype) for a, d in zip(acc, dws)], dtile
+
+    acc = [jnp.zeros(w.shape, jnp.float32) for w in ws]
+    dws, dxs = jax.lax.scan(step, acc, (xs, gs))
+    return dxs, [d.astype(w.dtype) for d, w in zip(dws, ws)]
+
+  tiled.defvjp(fwd, bwd)
+  return tiled(xs, list(ws))
