@@ -20,20 +20,25 @@ from absl import app, flags
 
 from nf_jax import io_utils, topology
 
-_NAME = flags.DEFINE_list(
-  "name",
-  ["butterfly", "parallel_butterfly", "clos", "random"],
-  f"Comma-separated topology families from {topology.FAMILIES}.",
-)
-_N = flags.DEFINE_integer("n", 1024, "Output width n.")
-_N_IN = flags.DEFINE_integer("n_in", None, "Input width (default: n).")
-_RADIX = flags.DEFINE_integer("radix", None, "Radix / switch size / block size.")
-_DEPTH = flags.DEFINE_integer("depth", None, "Number of stages (family default if unset).")
-_WIDTH = flags.DEFINE_integer("width", None, "Parallel branches / Clos middle switches.")
-_FAN_IN = flags.DEFINE_integer("fan_in", 4, "Fan-in of the 'random' family.")
-_SEED = flags.DEFINE_integer("seed", None, "Seed of the random and parallel families.")
-_SKIP = flags.DEFINE_boolean("skip", False, "Add identity skip connections.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/topology", "Where metrics and plots go.")
+
+def define_flags() -> None:
+  """Defines the CLI flags. Called only when run as a program, so that importing this module
+  (tests, other CLIs) never collides with another module's flags of the same name."""
+  flags.DEFINE_list(
+    "name",
+    ["butterfly", "parallel_butterfly", "clos", "random"],
+    f"Comma-separated topology families from {topology.FAMILIES}.",
+  )
+  flags.DEFINE_integer("n", 1024, "Output width n.")
+  flags.DEFINE_integer("n_in", None, "Input width (default: n).")
+  flags.DEFINE_integer("radix", None, "Radix / switch size / block size.")
+  flags.DEFINE_integer("depth", None, "Number of stages (family default if unset).")
+  flags.DEFINE_integer("width", None, "Parallel branches / Clos middle switches.")
+  flags.DEFINE_integer("fan_in", 4, "Fan-in of the 'random' family.")
+  flags.DEFINE_integer("seed", None, "Seed of the random and parallel families.")
+  flags.DEFINE_boolean("skip", False, "Add identity skip connections.")
+  flags.DEFINE_string("workdir", "runs/topology", "Where metrics and plots go.")
+
 
 # Which flags each family accepts; flags left unset fall back to the family default.
 _FAMILY_FLAGS = {
@@ -138,16 +143,11 @@ def report(
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  values = {
-    "radix": _RADIX.value,
-    "depth": _DEPTH.value,
-    "width": _WIDTH.value,
-    "fan_in": _FAN_IN.value,
-    "seed": _SEED.value,
-    "skip": _SKIP.value,
-  }
-  report(_NAME.value, _N.value, _N_IN.value, values, _WORKDIR.value)
+  f = flags.FLAGS
+  values = {k: f[k].value for k in ("radix", "depth", "width", "fan_in", "seed", "skip")}
+  report(f.name, f.n, f.n_in, values, f.workdir)
 
 
 def run() -> None:
+  define_flags()
   app.run(main)
