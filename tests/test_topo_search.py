@@ -89,7 +89,7 @@ def test_cli_writes_ranked_csv_best_and_plot(tmp_path):
     "--n=16",
     "--budget=100",
     "--depth_min=2",
-    "--depth_max=3",
+    "--depth_max=2",
     "--families=butterfly,block_diagonal",
     "--fit_n=0",
     "--fit_steps=10",
