@@ -115,10 +115,14 @@ def candidate_specs(
   skips: Sequence[bool] = (False, True),
 ) -> list[tuple[str, dict[str, Any]]]:
   """The ``(family, params)`` grid of :func:`enumerate_candidates`, unbuilt (may be invalid)."""
-  if not isinstance(n, int) or n < 2:
-    raise ValueError(f"n={n!r} must be an integer >= 2 (the layer width)")
   if not 1 <= depth_min <= depth_max:
     raise ValueError(f"depth range [{depth_min}, {depth_max}] must satisfy 1 <= min <= max")
+  if not isinstance(n, int) or n < 2:
+    smallest = _smallest_candidate(2, depth_min, depth_max, None)
+    hint = (
+      f"; the smallest feasible layer is n=2, budget >= {smallest.num_params}" if smallest else ""
+    )
+    raise ValueError(f"n={n!r} must be an integer >= 2 (the layer width){hint}")
   unknown = sorted(set(families) - set(T.FAMILIES))
   if unknown:
     raise ValueError(f"families={unknown} are not topology families; choose from {T.FAMILIES}")

@@ -69,7 +69,8 @@ def test_impossible_budget_states_smallest_feasible_budget():
 @pytest.mark.parametrize(
   "kwargs,match",
   [
-    (dict(n=1, depth_min=1, depth_max=2), "n=1"),
+    # Smallest feasible layer: 2 lanes x fan-in 2 at depth 1 = 4 weights.
+    (dict(n=1, depth_min=1, depth_max=2), "n=1 must be .* budget >= 4"),
     (dict(n=16, depth_min=3, depth_max=2), "depth range"),
     (dict(n=16, depth_min=1, depth_max=2, families=("mesh",)), "mesh"),
   ],
