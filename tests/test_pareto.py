@@ -25,7 +25,7 @@ from nf_jax import topology as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("connectivity", "log_params")
-TINY = dict(population=8, generations=4, n_partitions=1, features=("log_params",))
+TINY = dict(population=8, generations=3, n_partitions=1, features=("log_params",))
 
 
 def _genome(**genes) -> np.ndarray:
