@@ -309,12 +309,12 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
   """AdamW (Adam if ``weight_decay == 0``) with warmup + cosine decay."""
-  schedule = optax.warmup_cosine_decay_schedule(
-    0.0 if config.warmup_steps else config.learning_rate,
-    config.learning_rate,
-    config.warmup_steps,
-    max(total_steps, config.warmup_steps + 1),
-  )
+  if config.warmup_steps:
+    schedule = optax.warmup_cosine_decay_schedule(
+      0.0, config.learning_rate, config.warmup_steps, max(total_steps, config.warmup_steps + 1)
+    )
+  else:
+    schedule = optax.cosine_decay_schedule(config.learning_rate, max(total_steps, 1))
   return optax.adamw(schedule, weight_decay=config.weight_decay)
 
 

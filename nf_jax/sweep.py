@@ -1,0 +1,381 @@
+"""Study runner: a config's model grid -> vmapped sweep groups -> ``results.csv``, JSON, plots.
+
+``run(config, workdir)`` expands ``config.models`` x ``config.seeds`` (plus the dense baseline)
+into :class:`nf_jax.train.ModelSpec`s, trains each group of equal shape signature as one
+vmapped, sharded program (:func:`nf_jax.train.train_sweep`), and after every group rewrites
+``<workdir>/results.csv`` atomically with the finished rows. A rerun skips every model whose
+row is already there, so an interrupted study loses at most the group in flight (and not even
+that with ``keep_checkpoints``: the group resumes from its Orbax checkpoint).
+
+Results contract (``results.csv``, one row per trained model, columns ``RESULT_COLUMNS``):
+``name`` and the topology columns describe the *hidden* ``n x n`` cascade, so
+``T.make(name, n, **{k: v for the non-empty ones of n_in, depth, radix, width, fan_in, skip},
+seed=topology_seed)`` rebuilds it (``name=dense`` with empty cascade columns is the nn.Dense
+baseline). The model's first hidden layer is the same family with ``n_in=d_in`` (784).
+``num_params`` and ``density`` are those of that hidden ``n x n`` cascade
+(``Topology.num_params``, ``Topology.density``); accuracies are fractions in [0, 1] (NaN for
+a diverged model); ``seconds`` is the group's wall time divided by its number of models.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from tqdm.auto import tqdm
+
+from nf_jax import data as data_lib
+from nf_jax import io_utils
+from nf_jax import train as tr
+
+RESULT_COLUMNS = (
+  "name",
+  "n",
+  "n_in",
+  "depth",
+  "radix",
+  "width",
+  "fan_in",
+  "skip",
+  "topology_seed",
+  "train_seed",
+  "weight_init",
+  "num_params",
+  "density",
+  "test_accuracy",
+  "train_accuracy",
+  "final_loss",
+  "epochs",
+  "seconds",
+)
+# The columns that identify a model (a rerun skips rows that match on all of them).
+KEY_COLUMNS = RESULT_COLUMNS[:11] + ("epochs",)
+TRAIN_SEED = "train_seed"  # a topology-parameter value meaning "use this model's train seed"
+DENSE_INIT = "he"  # the baseline's nn.Dense kernels use he_normal (see nf_jax.train.init_params)
+
+
+def train_config(config: Any) -> tr.TrainConfig:
+  """``config.train`` (ml_collections) -> :class:`nf_jax.train.TrainConfig`."""
+  c = config.train
+  steps = c.get("steps_per_epoch", -1)
+  every = c.get("checkpoint_every", -1)
+  return tr.TrainConfig(
+    learning_rate=float(c.learning_rate),
+    batch_size=int(c.batch_size),
+    num_epochs=int(c.num_epochs),
+    steps_per_epoch=None if steps is None or steps < 0 else int(steps),
+    weight_decay=float(c.get("weight_decay", 0.0)),
+    warmup_steps=int(c.get("warmup_steps", 0)),
+    eval_batch_size=int(c.get("eval_batch_size", 2000)),
+    checkpoint_every=None if every is None or every < 0 else int(every),
+    on_nonfinite=str(c.get("on_nonfinite", "stop")),
+    log_every=int(c.get("log_every", 50)),
+  )
+
+
+def model_specs(config: Any) -> list[tr.ModelSpec]:
+  """The grid: every entry of ``config.models`` x ``config.seeds``, dense baseline first.
+
+  An entry is a dict ``name=<family>``, ``weight_init=`` (optional) and ``T.make`` parameters;
+  a parameter set to ``"train_seed"`` takes each model's train seed.
+  """
+  specs = []
+  n, layers = int(config.n), int(config.num_layers)
+  for seed in config.seeds:
+    if config.get("include_dense", True):
+      specs.append(tr.ModelSpec.create("dense", n, num_layers=layers, train_seed=int(seed)))
+  for entry in config.models:
+    entry = dict(entry)
+    name = entry.pop("name")
+    init = entry.pop("weight_init", "depth_aware")
+    for seed in config.seeds:
+      # seed="train_seed": the topology seed follows the train seed (wiring varies too).
+      params = {k: int(seed) if v == TRAIN_SEED else v for k, v in entry.items()}
+      specs.append(
+        tr.ModelSpec.create(
+          name, n, num_layers=layers, weight_init=init, train_seed=int(seed), **params
+        )
+      )
+  return specs
+
+
+def result_row(
+  spec: tr.ModelSpec, result: tr.ModelResult | None = None, seconds: float = math.nan
+) -> dict[str, Any]:
+  """The results-contract row of ``spec`` (metrics empty when ``result`` is None)."""
+  t = tr.T.make("dense", spec.n) if spec.is_dense else spec.hidden_topology()
+  p = t.params()
+  row = {
+    "name": spec.name,
+    "n": spec.n,
+    "n_in": p["n_in"],
+    "depth": p["depth"],
+    "radix": p.get("radix", ""),
+    "width": p.get("width", ""),
+    "fan_in": p.get("fan_in", ""),
+    "skip": p["skip"],
+    "topology_seed": p.get("seed", ""),
+    "train_seed": spec.train_seed,
+    "weight_init": DENSE_INIT if spec.is_dense else spec.weight_init,
+    "num_params": t.num_params,
+    "density": t.density,
+  }
+  if result is not None:
+    row.update(
+      test_accuracy=result.test_accuracy,
+      train_accuracy=result.train_accuracy,
+      final_loss=result.final_loss,
+      epochs=result.epochs,
+      seconds=seconds,
+    )
+  return row
+
+
+def _key(row: dict[str, Any], epochs: Any) -> tuple[str, ...]:
+  row = dict(row, epochs=epochs)
+  return tuple(str(row[c]) for c in KEY_COLUMNS)
+
+
+def read_results(path: str) -> list[dict[str, str]]:
+  """Rows of an existing ``results.csv`` (empty list if absent); checks the header."""
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+      raise ValueError(
+        f"{path} has columns {reader.fieldnames}, expected {list(RESULT_COLUMNS)}; move it away "
+        "or use another --workdir"
+      )
+    return list(reader)
+
+
+def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
+  """All rows to ``path`` atomically (a reader sees the old file or the complete new one)."""
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+  writer.writeheader()
+  for row in rows:
+    writer.writerow({c: row[c] for c in RESULT_COLUMNS})
+  io_utils.atomic_write_text(path, buffer.getvalue())
+
+
+@functools.lru_cache(maxsize=4)
+def load_dataset(
+  name: str, data_dir: str | None, max_train: int, max_test: int
+) -> data_lib.Dataset:
+  """:func:`nf_jax.data.load`, optionally cut to the first ``max_*`` examples (0: all)."""
+  ds = data_lib.load(name, data_dir)
+  if max_train:
+    ds = ds._replace(x_train=ds.x_train[:max_train], y_train=ds.y_train[:max_train])
+  if max_test:
+    ds = ds._replace(x_test=ds.x_test[:max_test], y_test=ds.y_test[:max_test])
+  return ds
+
+
+def _chunks(items: list, size: int) -> list[list]:
+  return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
+  """Runs (or resumes) the study of ``config``; returns the summary also written as JSON.
+
+  Writes ``results.csv`` (the contract above), ``summary.csv`` (mean and std over seeds per
+  configuration), ``results.json`` (config, summary, goal checks, timing) and the plots
+  ``accuracy_vs_params.png`` and ``accuracy_vs_depth.png`` to ``workdir``.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  is_writer = jax.process_index() == 0
+  dataset = load_dataset(
+    config.dataset,
+    config.get("data_dir") or None,
+    int(config.get("max_train_examples", 0)),
+    int(config.get("max_test_examples", 0)),
+  )
+  tconfig = train_config(config)
+  results_path = os.path.join(workdir, "results.csv")
+  rows = read_results(results_path)
+  done = {_key(r, r["epochs"]) for r in rows}
+  specs = model_specs(config)
+  todo = [s for s in specs if _key(result_row(s), tconfig.num_epochs) not in done]
+  if len(todo) < len(specs):
+    logging.info(
+      "resuming: %d of %d models already in %s", len(specs) - len(todo), len(specs), results_path
+    )
+  d_in = dataset.x_train.shape[1]
+  groups = [
+    chunk
+    for group in tr.group_compatible(todo, d_in, mix_tables=False)
+    for chunk in _chunks(group, int(config.get("max_models_per_group", 12)))
+  ]
+  bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="models", disable=not progress)
+  t_study = time.perf_counter()
+  for group in groups:
+    group_dir = None
+    if config.get("keep_checkpoints", True):
+      tag = "-".join(sorted({s.name for s in group}))
+      # A stable name (Python's str hash is salted per process): resume finds the same folder.
+      digest = hashlib.sha1(repr(group).encode()).hexdigest()[:12]
+      group_dir = os.path.join(workdir, "groups", f"{tag}-{digest}")
+    t0 = time.perf_counter()
+    results = tr.train_sweep(group, dataset, tconfig, workdir=group_dir, progress=progress)
+    per_model = (time.perf_counter() - t0) / len(group)
+    for spec, res in zip(group, results):
+      rows.append(result_row(spec, res, per_model))
+      if res.diverged:
+        logging.warning("%s diverged (non-finite loss); recorded with NaN accuracy", spec.label())
+    if is_writer:
+      write_results(results_path, rows)
+      if group_dir is not None and not config.get("keep_finished_checkpoints", False):
+        shutil.rmtree(group_dir, ignore_errors=True)  # its rows are safe in results.csv
+    bar.update(len(group))
+  bar.close()
+  summary = summarise(rows)
+  report = {
+    "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
+    "dataset_source": dataset.source,
+    "num_models": len(rows),
+    "seconds_this_run": time.perf_counter() - t_study,
+    "seconds_total": float(sum(_float(r["seconds"]) for r in rows)),
+    "devices": [str(d) for d in jax.devices()],
+    "summary": summary,
+    "goals": check_goals(summary),
+  }
+  if is_writer:
+    write_summary_csv(os.path.join(workdir, "summary.csv"), summary)
+    io_utils.atomic_write_text(
+      os.path.join(workdir, "results.json"), json.dumps(report, indent=2, default=str)
+    )
+    plot(summary, workdir)
+  return report
+
+
+def _float(value: Any) -> float:
+  try:
+    return float(value)
+  except (TypeError, ValueError):
+    return math.nan
+
+
+CONFIG_COLUMNS = ("name", "depth", "radix", "width", "fan_in", "skip", "weight_init")
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Per configuration (``CONFIG_COLUMNS``, topology seed and train seed pooled): mean, std
+  (ddof=1; 0 for one seed) and count of test accuracy, and the hidden cascade's size."""
+  groups: dict[tuple, list[dict[str, Any]]] = {}
+  for row in rows:
+    groups.setdefault(tuple(str(row[c]) for c in CONFIG_COLUMNS), []).append(row)
+  out = []
+  for key, members in groups.items():
+    acc = np.array([_float(m["test_accuracy"]) for m in members])
+    finite = acc[np.isfinite(acc)]
+    out.append(
+      dict(
+        zip(CONFIG_COLUMNS, key),
+        num_params=int(_float(members[0]["num_params"])),
+        density=_float(members[0]["density"]),
+        test_accuracy_mean=float(finite.mean()) if finite.size else math.nan,
+        test_accuracy_std=float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        seeds=len(members),
+        diverged=int(acc.size - finite.size),
+      )
+    )
+  return out
+
+
+def write_summary_csv(path: str, summary: Sequence[dict[str, Any]]) -> None:
+  buffer = io.StringIO()
+  if summary:
+    writer = csv.DictWriter(buffer, fieldnames=list(summary[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(summary)
+  io_utils.atomic_write_text(path, buffer.getvalue())
+
+
+# The issue's goals: dense >= 89% test accuracy; best cascade at <= 10% of the dense hidden
+# params within 1 point of dense.
+GOAL_DENSE_ACCURACY = 0.89
+GOAL_MAX_DENSITY = 0.10
+GOAL_GAP = 0.01
+
+
+def check_goals(summary: Sequence[dict[str, Any]]) -> dict[str, Any]:
+  """The goal checks on the summary (None where the study lacks the needed rows)."""
+  dense = [s for s in summary if s["name"] == "dense"]
+  sparse = [
+    s
+    for s in summary
+    if s["name"] != "dense"
+    and s["density"] <= GOAL_MAX_DENSITY
+    and math.isfinite(s["test_accuracy_mean"])
+  ]
+  dense_acc = dense[0]["test_accuracy_mean"] if dense else None
+  best = max(sparse, key=lambda s: s["test_accuracy_mean"]) if sparse else None
+  return {
+    "dense_accuracy": dense_acc,
+    "dense_at_least_89": None if dense_acc is None else bool(dense_acc >= GOAL_DENSE_ACCURACY),
+    "best_sparse": best,
+    "best_sparse_within_1_point": (
+      None
+      if best is None or dense_acc is None
+      else bool(best["test_accuracy_mean"] >= dense_acc - GOAL_GAP)
+    ),
+  }
+
+
+def plot(summary: Sequence[dict[str, Any]], workdir: str) -> None:
+  """``accuracy_vs_params.png`` and ``accuracy_vs_depth.png`` (depth-aware init; mean +- std)."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  dense = [s for s in summary if s["name"] == "dense"]
+  cascades = [s for s in summary if s["name"] != "dense" and s["weight_init"] == "depth_aware"]
+  series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+  for s in cascades:
+    series.setdefault((s["name"], s["skip"]), []).append(s)
+  for x_key, x_label, filename in (
+    ("num_params", "hidden n x n cascade parameters (log)", "accuracy_vs_params.png"),
+    ("depth", "sublayers per cascade (depth)", "accuracy_vs_depth.png"),
+  ):
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (name, skip), members in sorted(series.items()):
+      members = sorted(members, key=lambda s: _float(s[x_key]))
+      xs = [_float(s[x_key]) for s in members]
+      ys = [100 * s["test_accuracy_mean"] for s in members]
+      es = [100 * s["test_accuracy_std"] for s in members]
+      style = "-" if str(skip) == "True" else "--"
+      ax.errorbar(
+        xs,
+        ys,
+        yerr=es,
+        fmt="o" + style,
+        capsize=3,
+        ms=4,
+        label=f"{name}{' + skip' if str(skip) == 'True' else ''}",
+      )
+    if dense:
+      ax.axhline(100 * dense[0]["test_accuracy_mean"], color="k", lw=1, label="dense MLP")
+    if x_key == "num_params":
+      ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("test accuracy (%), mean +- std over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    io_utils.atomic_savefig(fig, os.path.join(workdir, filename), dpi=120)
+    plt.close(fig)
