@@ -13,6 +13,8 @@ Command (about 6-7 minutes on the shared, loaded 2-core CPU):
 Measured 2026-11-26 (2-core CPU, 3 seeds, mean normalised HV, default calibration):
   pop 28 x 20 gens, 21 directions: NSGA-III 0.456, NSGA-II 0.427, random 0.390:
     NSGA-III / random = 1.17 (goal 1.25 NOT met), NSGA-III / NSGA-II = 1.07 (met).
+  pop 28 x 40 gens, 21 directions: NSGA-III 0.488, NSGA-II 0.469, random 0.409:
+    1.19 (NOT met) and 1.04 (met); 4 min 17 s.
   pop 56 x 10 gens, 56 directions: NSGA-III 0.430, NSGA-II 0.453, random 0.410:
     1.05 and 0.95 (neither goal met: 10 generations are too few for 56 directions).
 With six objectives about half of all evaluated designs are mutually non-dominated, so random
