@@ -7,6 +7,16 @@ import tempfile
 from typing import Any
 
 
+def _default_mode() -> int:
+  """``0o666`` less the process umask: what ``open(path, "w")`` would have given the file.
+
+  ``mkstemp`` creates files as 0600; without this every result would be unreadable to others.
+  """
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
 def atomic_write_text(path: str, text: str) -> None:
   """Writes ``text`` to ``path`` through a temporary file and ``os.replace``."""
   directory = os.path.dirname(os.path.abspath(path))
@@ -17,6 +27,7 @@ def atomic_write_text(path: str, text: str) -> None:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, _default_mode())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
@@ -33,6 +44,7 @@ def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:
   os.close(fd)
   try:
     fig.savefig(tmp, **kwargs)
+    os.chmod(tmp, _default_mode())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
