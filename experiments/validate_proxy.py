@@ -37,19 +37,22 @@ from scipy import stats
 from nf_jax import io_utils, proxy
 from nf_jax import topo_search as S
 from nf_jax import topology as T
+from nf_jax.sweep import RESULT_COLUMNS
 
-REQUIRED = (
-  "name",
-  "n",
-  "n_in",
-  "depth",
-  "radix",
-  "width",
-  "fan_in",
-  "skip",
-  "topology_seed",
-  "num_params",
-  "test_accuracy",
+# The study's results contract is defined once, in nf_jax.sweep; these columns must be present.
+REQUIRED = tuple(
+  c
+  for c in RESULT_COLUMNS
+  if c
+  not in (
+    "train_seed",
+    "weight_init",
+    "density",
+    "train_accuracy",
+    "final_loss",
+    "epochs",
+    "seconds",
+  )
 )
 TOPOLOGY_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip")
 SEEDED_FAMILIES = ("random", "parallel_butterfly")
