@@ -60,7 +60,7 @@ flags.DEFINE_integer("train_steps", 100, "Training steps per candidate (--accura
 flags.DEFINE_float("max_area", None, "Constraint: area <= this (mm^2).")
 flags.DEFINE_float("max_power", None, "Constraint: power <= this (W).")
 flags.DEFINE_float("min_accuracy", None, "Constraint: accuracy >= this (fraction).")
-flags.DEFINE_integer("batch", 64, "Inference batch for latency/throughput.")
+flags.DEFINE_integer("batch", 64, "Inference batch for throughput (latency is for batch 1).")
 flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its checkpoint.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
 flags.DEFINE_float("generation_delay_s", 0.0, "Sleep per generation (interruption demos).")

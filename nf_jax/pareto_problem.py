@@ -377,7 +377,9 @@ class Evaluator:
           accuracy=self.accuracy_cache[tk],
           params=float(model_params(*s)),
           throughput=float(sim["throughput"][j]),
-          latency=float(sim["latency_s"][j]),
+          # Batch-1 latency: at batch B, latency = B / throughput and the two objectives would
+          # be one; a single sample's latency is what latency-bound deployments care about.
+          latency=float(sim["latency_b1_s"][j]),
           power=float(sim["power_w"][j]),
           area=float(sim["area_mm2"][j]),
           energy=float(sim["energy_per_sample_j"][j]),

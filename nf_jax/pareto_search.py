@@ -77,7 +77,7 @@ class SearchConfig:
     fit_steps: Adam steps of the fit-based proxy score.
     train_steps: training steps per candidate with ``accuracy="train"`` (batch 128, 1 epoch).
     max_area, max_power, min_accuracy: optional constraints (None: off), mm^2, W, fraction.
-    batch: inference batch for latency and throughput.
+    batch: inference batch for throughput (latency is batch-1: one sample).
   """
 
   seed: int = 0
