@@ -17,6 +17,9 @@ Measured 2026-11-26 (2-core CPU, 3 seeds, mean normalised HV, default calibratio
     1.19 (NOT met) and 1.04 (met); 4 min 17 s.
   pop 56 x 10 gens, 56 directions: NSGA-III 0.430, NSGA-II 0.453, random 0.410:
     1.05 and 0.95 (neither goal met: 10 generations are too few for 56 directions).
+After the latency objective became batch-1 latency (no longer B / throughput), near-idle machine:
+  pop 28 x 40 gens, 21 directions: NSGA-III 0.537, NSGA-II 0.511, random 0.445:
+    1.21 (NOT met) and 1.05 (met); about 1 min per seed.
 With six objectives about half of all evaluated designs are mutually non-dominated, so random
 sampling already covers much of the normalised box; the gap widens with more generations.
 """
