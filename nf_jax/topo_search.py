@@ -77,7 +77,7 @@ def enumerate_candidates(
     skips=skips,
   )
   if max_params is not None:
-    specs = [(name, p) for name, p in specs if spec_num_params(name, n, n_in or n, p) <= max_params]
+    specs = [(name, p) for name, p in specs if _within(name, n, n_in or n, p, max_params)]
   out: dict[T.Topology, None] = {}
   for name, params in specs:
     try:
@@ -87,19 +87,17 @@ def enumerate_candidates(
   return list(out)
 
 
+def _within(name: str, n: int, n_in: int, params: dict[str, Any], max_params: int) -> bool:
+  """True when the spec is valid and holds at most ``max_params`` weights."""
+  try:
+    return spec_num_params(name, n, n_in, params) <= max_params
+  except ValueError:  # the family refuses this combination: not a candidate
+    return False
+
+
 def spec_num_params(name: str, n: int, n_in: int, params: dict[str, Any]) -> int:
-  """Trainable weights of a spec without building its tables (see the builders' shapes)."""
-  depth = params.get("depth", 3)
-  if name in ("butterfly", "block_diagonal"):
-    return n * params["radix"] * depth
-  if name == "parallel_butterfly":  # hidden [width*n, k] stages, last [n, k*width]
-    return n * params["radix"] * params["width"] * depth
-  if name == "random":
-    return n * params["fan_in"] * depth
-  if name == "clos":  # ingress [r*m, c], middle [m*r, r], egress [n, m] with r = n / c
-    r, m = n // params["radix"], params["width"]
-    return r * m * params["radix"] + m * r * r + n * m
-  return n * n_in + n * n * (depth - 1)  # dense
+  """Trainable weights of a spec without building its tables (``T.num_params_of``)."""
+  return T.num_params_of(name, n, n_in=n_in, **params)
 
 
 def candidate_specs(
@@ -231,7 +229,13 @@ def _smallest_candidate(
 ) -> T.Topology | None:
   """The valid candidate with the fewest weights (specs tried smallest first), or None."""
   specs = candidate_specs(n, depth_min, depth_max, n_in=n_in, **enum_kwargs)
-  specs.sort(key=lambda spec: spec_num_params(spec[0], n, n_in or n, spec[1]))
+  sized = []
+  for order, (name, params) in enumerate(specs):
+    try:
+      sized.append((spec_num_params(name, n, n_in or n, params), order, name, params))
+    except ValueError:  # refused by its family: never a candidate
+      continue
+  specs = [(name, params) for _, _, name, params in sorted(sized, key=lambda s: s[:2])]
   for name, params in specs:
     try:
       return T.make(name, n, n_in=n_in, **params)

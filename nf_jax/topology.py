@@ -434,19 +434,31 @@ def _normalise(name: str, n: int, n_in: int, params: dict[str, Any]) -> dict[str
   return spec
 
 
-def _estimate_entries(name: str, n: int, n_in: int, spec: dict[str, Any]) -> int:
+def _spec_entries(name: str, n: int, n_in: int, spec: dict[str, Any]) -> int:
+  """Exact number of weights (table entries) of a normalised spec, from the builders' shapes."""
   depth = spec["depth"]
-  if name == "butterfly":
+  if name in ("butterfly", "block_diagonal"):
     return n * spec["radix"] * depth
-  if name == "parallel_butterfly":
+  if name == "parallel_butterfly":  # hidden [width*n, k] stages, last [n, k*width]
     return n * spec["radix"] * spec["width"] * depth
-  if name == "clos":
-    return n * (spec["radix"] + spec["width"] + n // spec["radix"])
+  if name == "clos":  # ingress [r*m, c], middle [m*r, r], egress [n, m] with r = n / c
+    r, m = n // spec["radix"], spec["width"]
+    return r * m * spec["radix"] + m * r * r + n * m
   if name == "random":
     return n * spec["fan_in"] * depth
-  if name == "block_diagonal":
-    return n * spec["radix"] * depth
-  return n * (n_in + n * (depth - 1))
+  return n * (n_in + n * (depth - 1))  # dense
+
+
+def num_params_of(name: str, n: int, *, n_in: int | None = None, **params: Any) -> int:
+  """``make(name, n, n_in=n_in, **params).num_params`` without building the tables.
+
+  Validates like :func:`make` (same ``ValueError``s), so it can screen candidates cheaply.
+  """
+  if name not in _BUILDERS:
+    raise ValueError(f"name={name!r} is not a topology family; choose one of {FAMILIES}")
+  n = _check_int("n", n, minimum=1)
+  n_in = n if n_in is None else _check_int("n_in", n_in, minimum=1)
+  return _spec_entries(name, n, n_in, _normalise(name, n, n_in, params))
 
 
 _BUILDERS: dict[str, Callable[..., Tables]] = {
@@ -486,7 +498,7 @@ def make(name: str, n: int, *, n_in: int | None = None, **params: Any) -> Topolo
   n = _check_int("n", n, minimum=1)
   n_in = n if n_in is None else _check_int("n_in", n_in, minimum=1)
   spec = _normalise(name, n, n_in, params)
-  entries = _estimate_entries(name, n, n_in, spec)
+  entries = _spec_entries(name, n, n_in, spec)
   if entries > MAX_TABLE_ENTRIES:
     raise ValueError(
       f"{name} with n={n}, n_in={n_in}, {spec} would need {entries:,} table entries "
