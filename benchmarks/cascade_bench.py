@@ -18,6 +18,7 @@ and ``--peak_gbps`` give datasheet values (gpu_check.sh does).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import sys
@@ -49,6 +50,21 @@ flags.DEFINE_float("peak_gflops", 0.0, "Peak GFLOP/s for the roofline (0: measur
 flags.DEFINE_float("peak_gbps", 0.0, "Peak memory GB/s for the roofline (0: measure).")
 flags.DEFINE_bool("interpret", False, "Run Pallas interpreted (CPU smoke runs only: slow).")
 flags.DEFINE_string("out", "", "Optional CSV path for the table.")
+flags.DEFINE_integer("batch_tile", 0, "BlockSizes.batch_tile (0: the backend's default).")
+flags.DEFINE_integer("max_merge", 0, "BlockSizes.max_merge (0: the backend's default).")
+flags.DEFINE_integer("num_warps", 0, "BlockSizes.num_warps, pallas on GPU (0: the default).")
+flags.DEFINE_integer("backward_programs", 0, "BlockSizes.backward_programs (0: the default).")
+
+
+def block_sizes_from_flags() -> kernels.BlockSizes:
+  """The backend's default tiling with the non-zero tiling flags applied."""
+  default = kernels.BlockSizes.get_default(jax.default_backend())
+  overrides = {
+    name: getattr(FLAGS, name)
+    for name in ("batch_tile", "max_merge", "num_warps", "backward_programs")
+    if getattr(FLAGS, name)
+  }
+  return dataclasses.replace(default, **overrides)
 
 
 def timed(fn, *args) -> float:
@@ -76,7 +92,9 @@ def measure_peaks(dtype) -> tuple[float, float]:
   return gflops, gbps
 
 
-def make_callable(impl: str, t: T.Topology, mode: str, dtype, interpret: bool):
+def make_callable(
+  impl: str, t: T.Topology, mode: str, dtype, interpret: bool, block_sizes: kernels.BlockSizes
+):
   """Returns (jitted fn, args builder, flops, bytes) for one row."""
   itemsize = jnp.dtype(dtype).itemsize
   n_in, n_out, nnz = t.n_in, t.n_out, t.num_params
@@ -97,7 +115,9 @@ def make_callable(impl: str, t: T.Topology, mode: str, dtype, interpret: bool):
       jnp.asarray(rng.standard_normal(tab.shape) / math.sqrt(tab.shape[1]), dtype)
       for tab in t.stages
     ]
-    fwd = lambda x, ws: kernels.cascade_matmul(x, ws, t, impl, interpret=interpret)
+    fwd = lambda x, ws: kernels.cascade_matmul(
+      x, ws, t, impl, interpret=interpret, block_sizes=block_sizes
+    )
 
   if mode == "fwd":
     fn = jax.jit(fwd)
@@ -118,10 +138,11 @@ def make_callable(impl: str, t: T.Topology, mode: str, dtype, interpret: bool):
 def run_grid() -> list[dict]:
   dtype = jnp.dtype(FLAGS.dtype)
   peak_gflops, peak_gbps = measure_peaks(dtype)
+  block_sizes = block_sizes_from_flags()
   print(
     f"# backend={jax.default_backend()} device={jax.devices()[0].device_kind} dtype={dtype.name}"
     f" peaks: {peak_gflops:.1f} GFLOP/s, {peak_gbps:.1f} GB/s "
-    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'})",
+    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'}) {block_sizes}",
     flush=True,
   )
   header = (
@@ -144,20 +165,27 @@ def run_grid() -> list[dict]:
           for impl in FLAGS.impls:
             if impl in ("pallas", "xla_blocked"):
               try:
-                kernels.choose_impl(x, t, impl)
+                kernels.choose_impl(x, t, impl, block_sizes)
               except ValueError as err:
                 print(f"# skip {impl}: {err}", flush=True)
                 continue
             if impl == "pallas" and jax.default_backend() == "cpu" and not FLAGS.interpret:
               print("# skip pallas: CPU without --interpret", flush=True)
               continue
-            fn, params, flops_bytes = make_callable(impl, t, mode, dtype, FLAGS.interpret)
+            fn, params, flops_bytes = make_callable(
+              impl, t, mode, dtype, FLAGS.interpret, block_sizes
+            )
             flops, nbytes = flops_bytes(batch)
             dense_gflop = 2e-9 * batch * n * n * (1 if mode == "fwd" else 3)
             if impl in ("dense", "bcoo") and dense_gflop > FLAGS.max_dense_gflop:
               print(f"# skip {impl}: {dense_gflop:.0f} GFLOP > --max_dense_gflop", flush=True)
               continue
-            seconds = timed(fn, x, params)
+            try:
+              seconds = timed(fn, x, params)
+            except Exception as err:  # a compile failure is a result: report it, go on
+              first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+              print(f"# FAIL {impl} {mode}: {type(err).__name__}: {first_line}", flush=True)
+              continue
             roof = max(flops / (peak_gflops * 1e9), nbytes / (peak_gbps * 1e9))
             results[impl] = dict(
               N=n,

@@ -20,7 +20,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nf_jax import sweep
+from nf_jax import sweep, train, watchdog
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for results.csv, results.json, plots, checkpoints.")
@@ -33,6 +33,12 @@ flags.DEFINE_string(
 flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) in a multi-host run.")
 flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
 flags.DEFINE_bool("progress", True, "Show tqdm progress bars.")
+flags.DEFINE_bool(
+  "watchdog",
+  True,
+  "Re-execute this command (resuming from checkpoints) when training stops making progress: "
+  "XLA:CPU thread-pool deadlocks (see nf_jax/watchdog.py).",
+)
 flags.mark_flags_as_required(["workdir", "config"])
 
 
@@ -48,6 +54,8 @@ def main(argv: list[str]) -> None:
   logging.info(
     "devices: %s (process %d of %d)", jax.devices(), jax.process_index(), jax.process_count()
   )
+  if FLAGS.watchdog:
+    watchdog.start(first_beat_within_s=train.WATCHDOG_SETUP_S)
   report = sweep.run(FLAGS.config, FLAGS.workdir, progress=FLAGS.progress)
   logging.info("goals: %s", report["goals"])
   print(

@@ -11,22 +11,31 @@ class BlockSizes:
 
   Attributes:
     batch_tile: rows of ``x`` processed per memory pass (all stages of a tile run while it is in
-      cache / on chip). Must be a positive multiple of 8 (sublane granularity on TPU, and a
-      power-of-2-friendly Triton block on GPU).
+      cache / on chip). A positive int; ``pallas`` needs a power of 2 (Triton block dimensions).
     max_merge: largest block edge that consecutive square radix-k stages are merged into (1 turns
       merging off). A product of radix-2 stages of block edge 8 costs 8 MACs per output instead
       of 6 but needs one memory pass instead of three.
     digit_layout: run runs of square stages as ``[groups, t, K]`` batched matmuls with one
       transpose per stage (``xla_blocked.digit_segment``) instead of a generic einsum.
+    num_warps: warps per ``pallas`` program on GPU (Triton), a power of 2.
+    backward_programs: most programs in the ``pallas`` backward grid. Each walks several batch
+      tiles and writes one partial dW (``programs x num_params`` floats to HBM); fewer programs
+      write less but accumulate dW longer in registers.
   """
 
   batch_tile: int = 32
   max_merge: int = 16
   digit_layout: bool = True
+  num_warps: int = 4
+  backward_programs: int = 256
 
   def __post_init__(self):
-    if not isinstance(self.batch_tile, int) or self.batch_tile < 8 or self.batch_tile % 8:
-      raise ValueError(f"{self.batch_tile=} should be a positive multiple of 8")
+    if not isinstance(self.batch_tile, int) or self.batch_tile < 1:
+      raise ValueError(f"{self.batch_tile=} should be a positive int")
+    if self.num_warps not in (1, 2, 4, 8, 16, 32):
+      raise ValueError(f"{self.num_warps=} should be a power of 2 from 1 to 32")
+    if not isinstance(self.backward_programs, int) or self.backward_programs < 1:
+      raise ValueError(f"{self.backward_programs=} should be a positive int")
     if not isinstance(self.max_merge, int) or self.max_merge < 1:
       raise ValueError(f"{self.max_merge=} should be an int >= 1 (1 disables merging)")
 
@@ -35,9 +44,11 @@ class BlockSizes:
     """Defaults per backend.
 
     CPU: 32 rows (128 KiB at N=1024 ... 512 KiB at N=4096, fp32) stay in L2; the best of
-    16/32/64/128/256/1024 measured by the session that wrote this (N=4096, radix 2). GPU/TPU: the
-    fused kernel keeps a whole ``[batch_tile, N]`` tile on chip, so 8 rows (unverified on a GPU).
+    16/32/64/128/256/1024 measured by the session that wrote this (N=4096, radix 2). GPU: the
+    Triton kernel holds a ``[batch_tile, N]`` tile and its ``batch_tile x N x fan-in`` stage
+    products in registers, so few rows and little merging: the best of the sweep in
+    ``benchmarks/gpu_check.sh`` on an H100 (N=4096, B=8192, fp32; benchmarks/README.md).
     """
     if backend == "cpu":
       return cls(batch_tile=32, max_merge=16)
-    return cls(batch_tile=8, max_merge=16)
+    return cls(batch_tile=2, max_merge=2, num_warps=4, backward_programs=1024)

@@ -37,7 +37,7 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from nf_jax import data as data_lib
-from nf_jax import io_utils
+from nf_jax import io_utils, watchdog
 from nf_jax import train as tr
 
 RESULT_COLUMNS = (
@@ -241,6 +241,7 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
       if group_dir is not None and not config.get("keep_finished_checkpoints", False):
         shutil.rmtree(group_dir, ignore_errors=True)  # its rows are safe in results.csv
     bar.update(len(group))
+    watchdog.beat(tr.WATCHDOG_SETUP_S, "between groups")
   bar.close()
   summary = summarise(rows)
   report = {

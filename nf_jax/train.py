@@ -46,7 +46,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from nf_jax import kernels
+from nf_jax import kernels, watchdog
 from nf_jax import topology as T
 from nf_jax.data import Dataset
 from nf_jax.layers import INITS, SparseCascade
@@ -54,6 +54,11 @@ from nf_jax.layers import INITS, SparseCascade
 Params = Any  # a pytree of arrays
 MODEL_AXIS = "models"
 NONFINITE_POLICIES = ("stop", "mark")
+# nf_jax.watchdog deadlines (seconds, 2-core CPU): set-up (init, restore), a compile plus the
+# steps before the first host sync, and one ``log_every`` block of steps.
+WATCHDOG_SETUP_S = 180.0
+WATCHDOG_COMPILE_S = 1200.0
+WATCHDOG_STEP_S = 300.0
 # Topology parameters that may appear in a spec (T.make keywords), in results-CSV order.
 TOPOLOGY_KEYS = ("depth", "radix", "width", "fan_in", "skip", "seed")
 
@@ -198,7 +203,7 @@ def init_params(spec: ModelSpec, d_in: int, num_classes: int) -> Params:
   params = {}
   width_in = d_in
   for layer in range(spec.num_layers):
-    x = jnp.zeros((1, width_in), jnp.float32)
+    x = np.zeros((1, width_in), np.float32)  # host array: no eager device op
     if spec.is_dense:
       module = nn.Dense(spec.n, kernel_init=nn.initializers.he_normal())
     else:
@@ -206,7 +211,7 @@ def init_params(spec: ModelSpec, d_in: int, num_classes: int) -> Params:
     # Jitted: eager init runs (and compiles) the initialisers op by op, which is slow.
     params[f"layer_{layer}"] = jax.jit(module.init)(keys[layer], x)["params"]
     width_in = spec.n
-  head = jax.jit(nn.Dense(num_classes).init)(keys[-1], jnp.zeros((1, spec.n), jnp.float32))
+  head = jax.jit(nn.Dense(num_classes).init)(keys[-1], np.zeros((1, spec.n), np.float32))
   params["head"] = head["params"]
   return params
 
@@ -466,8 +471,9 @@ def train_sweep(
   train_step, eval_step = _compiled_fns(reference, traced, config, total_steps)
   optimizer = make_optimizer(config, total_steps)
 
+  watchdog.beat(WATCHDOG_SETUP_S, "init")
   host_params = [init_params(s, d_in, dataset.num_classes) for s in padded]
-  host_opt = [optimizer.init(p) for p in host_params]
+  host_opt = [jax.jit(optimizer.init)(p) for p in host_params]
   stack = lambda trees: jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *trees)
   state = {
     "params": stack(host_params),
@@ -537,6 +543,7 @@ def train_sweep(
   bar = tqdm(total=total_steps, initial=start_step, desc=label, disable=not progress, leave=False)
   t0 = time.perf_counter()
   step = start_step
+  watchdog.beat(WATCHDOG_COMPILE_S, f"{label}: compile and first steps")
   while step < total_steps:
     epoch, offset = divmod(step, steps_per_epoch)
     orders = np.stack([epoch_order(seed, epoch, n_train) for seed in seeds])
@@ -554,6 +561,7 @@ def train_sweep(
       bar.update(1)
       if step % config.log_every == 0:
         check_finite(step)
+        watchdog.beat(WATCHDOG_STEP_S, f"{label}: step {step}")
         bar.set_postfix(loss=f"{float(np.nanmean(_fetch(loss)[:num_models])):.3f}")
       if (
         config.checkpoint_every is not None
@@ -566,6 +574,7 @@ def train_sweep(
     epoch_seconds = time.perf_counter() - epoch_t0
     train_loss = _fetch(loss_sum)[:num_models] / seen
     train_acc = _fetch(correct_sum)[:num_models] / (seen * config.batch_size)
+    watchdog.beat(WATCHDOG_COMPILE_S, f"{label}: evaluate epoch {epoch + 1}")
     test_acc = evaluate(eval_step, params, tables_dev, dataset, config, mesh)[:num_models]
     flags = _fetch(bad)[:num_models]
     history.append(

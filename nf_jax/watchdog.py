@@ -1,0 +1,85 @@
+"""Restart a long run that stopped making progress, so that it resumes from its checkpoints.
+
+Why: on this project's 2-core CPU machines, XLA:CPU has twice wedged a training sweep for good
+(every thread parked on a futex, the main thread inside an eager ``jnp.zeros`` during optimizer
+init, 0% CPU), a known class of XLA:CPU thread-pool deadlock (e.g.
+https://github.com/PyAutoLabs/PyAutoFit/issues/1528, worked around there by single-threaded
+Eigen, which halves matmul throughput on 2 cores). A sweep resumes from its last epoch checkpoint
+and skips finished models, so re-executing the same command loses at most one epoch of one group.
+
+Usage: the launcher calls :func:`start`; long loops call :func:`beat` with the time by which
+they promise to beat again (short while stepping, long before a compile). Without :func:`start`,
+:func:`beat` does nothing.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+import threading
+import time
+
+from absl import logging
+
+RESTARTS_ENV = "NF_WATCHDOG_RESTARTS"
+
+_deadline: float | None = None
+_what = ""
+_lock = threading.Lock()
+_started = False
+
+
+def beat(within_s: float, what: str = "") -> None:
+  """Promises the next beat within ``within_s`` seconds (``what``: the work in flight, logged)."""
+  global _deadline, _what
+  with _lock:
+    _deadline = time.monotonic() + within_s
+    _what = what
+
+
+def _restart(max_restarts: int) -> None:
+  restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+  faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+  if restarts >= max_restarts:
+    logging.error("watchdog: stalled again after %d restarts; giving up", restarts)
+    sys.stderr.flush()
+    os._exit(3)  # the main thread is wedged: only a hard exit ends the process
+  logging.error(
+    "watchdog: no progress on %r by its deadline; re-executing %s (restart %d of at most %d) "
+    "to resume from the last checkpoint",
+    _what,
+    " ".join(sys.orig_argv),
+    restarts + 1,
+    max_restarts,
+  )
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.environ[RESTARTS_ENV] = str(restarts + 1)
+  os.execv(sys.executable, sys.orig_argv)  # the interpreter's own argv: `-m`, `-c` included
+
+
+def start(first_beat_within_s: float, max_restarts: int = 5, poll_s: float = 5.0) -> None:
+  """Starts the monitor thread; a missed deadline re-executes the process (``sys.orig_argv``).
+
+  Args:
+    first_beat_within_s: time allowed until the first :func:`beat`.
+    max_restarts: restarts (counted across re-executions in ``$NF_WATCHDOG_RESTARTS``) before
+      the process exits with status 3 instead.
+    poll_s: how often the deadline is checked.
+  """
+  global _started
+  if _started:
+    return
+  _started = True
+  beat(first_beat_within_s, "start-up")
+
+  def monitor() -> None:
+    while True:
+      time.sleep(poll_s)
+      with _lock:
+        late = _deadline is not None and time.monotonic() > _deadline
+      if late:
+        _restart(max_restarts)
+
+  threading.Thread(target=monitor, name="nf_watchdog", daemon=True).start()
