@@ -195,6 +195,32 @@ def normalise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.n
   return (train - mean) / std, (test - mean) / std
 
 
+def pool(ds: Dataset, factor: int) -> Dataset:
+  """Average-pools every image over ``factor x factor`` pixel blocks (a lower-resolution task).
+
+  ``[N, H * W * C] -> [N, (H / factor) * (W / factor) * C]``; H and W must divide by ``factor``.
+  The pixel statistics change, so the result is re-normalised with the train split's mean, std.
+  """
+  height, width, channels = ds.image_shape
+  if factor < 1 or height % factor or width % factor:
+    raise ValueError(
+      f"pool factor={factor} should be a positive divisor of the image size {height}x{width}"
+    )
+  if factor == 1:
+    return ds
+
+  def pooled(x: np.ndarray) -> np.ndarray:
+    blocks = x.reshape(len(x), height // factor, factor, width // factor, factor, channels)
+    return blocks.mean(axis=(2, 4)).reshape(len(x), -1)
+
+  train, test = pooled(ds.x_train), pooled(ds.x_test)
+  mean, std = float(train.mean()), float(train.std())
+  shape = (height // factor, width // factor, channels)
+  return ds._replace(
+    x_train=(train - mean) / std, x_test=(test - mean) / std, image_shape=shape
+  )
+
+
 def load(name: str, data_dir: str | None = None) -> Dataset:
   """Loads ``name`` (one of ``NAMES``) from IDX files or TFDS; see the module docstring.
 

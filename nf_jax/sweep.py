@@ -174,10 +174,11 @@ def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
 
 @functools.lru_cache(maxsize=4)
 def load_dataset(
-  name: str, data_dir: str | None, max_train: int, max_test: int
+  name: str, data_dir: str | None, max_train: int, max_test: int, pool: int = 1
 ) -> data_lib.Dataset:
-  """:func:`nf_jax.data.load`, optionally cut to the first ``max_*`` examples (0: all)."""
-  ds = data_lib.load(name, data_dir)
+  """:func:`nf_jax.data.load`, optionally cut to the first ``max_*`` examples (0: all) and
+  average-pooled by ``pool`` (:func:`nf_jax.data.pool`)."""
+  ds = data_lib.pool(data_lib.load(name, data_dir), pool)
   if max_train:
     ds = ds._replace(x_train=ds.x_train[:max_train], y_train=ds.y_train[:max_train])
   if max_test:
@@ -203,6 +204,7 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     config.get("data_dir") or None,
     int(config.get("max_train_examples", 0)),
     int(config.get("max_test_examples", 0)),
+    int(config.get("pool", 1)),
   )
   tconfig = train_config(config)
   results_path = os.path.join(workdir, "results.csv")

@@ -132,3 +132,29 @@ def test_real_fashion_mnist():
   )
   expected = (first - train_raw.mean()) / train_raw.std()
   np.testing.assert_allclose(ds.x_test[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pool_averages_blocks_and_renormalises():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(6, 4, 4, 1)).astype(np.float32)
+  ds = data.Dataset(
+    x_train=images[:4].reshape(4, -1),
+    y_train=np.zeros(4, np.int32),
+    x_test=images[4:].reshape(2, -1),
+    y_test=np.zeros(2, np.int32),
+    num_classes=10,
+    image_shape=(4, 4, 1),
+    source="synthetic",
+  )
+  pooled = data.pool(ds, 2)
+  assert pooled.image_shape == (2, 2, 1) and pooled.x_train.shape == (4, 4)
+  # Hand-computed: the top-left 2x2 block mean of each image, up to the train normalisation.
+  block_means = images[:, :2, :2, 0].mean(axis=(1, 2))
+  raw_train = images[:4].reshape(4, 2, 2, 2, 2).mean(axis=(2, 4)).reshape(4, -1)
+  expected = (block_means - raw_train.mean()) / raw_train.std()
+  np.testing.assert_allclose(pooled.x_train[:, 0], expected[:4], rtol=1e-5)
+  np.testing.assert_allclose(pooled.x_test[:, 0], expected[4:], rtol=1e-5)
+  assert abs(pooled.x_train.mean()) < 1e-5 and abs(pooled.x_train.std() - 1) < 1e-5
+  assert data.pool(ds, 1) is ds
+  with pytest.raises(ValueError, match="factor=3"):
+    data.pool(ds, 3)

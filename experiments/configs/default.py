@@ -30,6 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data_dir = ""  # "" = Debian's /usr/share/datasets/fashion-mnist, then TFDS
   config.max_train_examples = 0  # 0 = all
   config.max_test_examples = 0
+  config.pool = 1  # average-pool images by this factor (2: 28x28 -> 14x14, 196 inputs)
   config.n = 1024  # hidden width
   config.num_layers = 2  # hidden layers; the first maps 784 -> n (a rectangular cascade)
   config.seeds = (0,)

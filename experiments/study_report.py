@@ -1,0 +1,211 @@
+r"""Turns a topology-study workdir into the committed results and the claim tables.
+
+Reads ``<study>/results.csv`` (the ``nf_jax.sweep.RESULT_COLUMNS`` contract), and writes to
+``--out``: a copy of ``results.csv``, ``summary.csv`` (mean, std over seeds per configuration),
+the two plots of :func:`nf_jax.sweep.plot`, and ``report.md`` with
+
+* every configuration's test accuracy (mean +- std over seeds, in points), parameters, density;
+* the paper's claim, "parallel butterfly + skip wins whatever the sparsity or depth", tested in
+  each density band and each depth band: the band's best configuration, the best parallel
+  butterfly + skip, the gap, and whether the gap is within one standard error of the difference
+  (a tie) or not;
+* the init ablation: depth-aware against per-sublayer He at the same depth-32 topology;
+* the issue's goals (dense >= 89%; best cascade at <= 10% density within 1 point of dense).
+
+Command (seconds; no training)::
+
+  python experiments/study_report.py --study=runs/topology_study \
+      --out=experiments/results/topology_study
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from absl import app, flags
+
+from nf_jax import io_utils, sweep
+
+DENSITY_BANDS = ((0.0, 0.025, "<= 2.5%"), (0.025, 0.05, "2.5-5%"), (0.05, 0.13, "5-12.5%"))
+DEPTH_BANDS = ((1, 3, "shallow (2-3)"), (4, 16, "medium (10)"), (17, 10_000, "deep (32)"))
+
+
+def _label(s: dict[str, Any]) -> str:
+  parts = [s["name"]]
+  for key, short in (("radix", "r"), ("width", "w"), ("fan_in", "f"), ("depth", "d")):
+    if str(s.get(key, "")) not in ("", "nan", "None"):
+      parts.append(f"{short}{s[key]}")
+  if str(s["skip"]) == "True":
+    parts.append("+skip")
+  if s["weight_init"] != "depth_aware" and s["name"] != "dense":
+    parts.append(f"[{s['weight_init']}]")
+  return " ".join(parts)
+
+
+def _pts(s: dict[str, Any]) -> str:
+  return f"{100 * s['test_accuracy_mean']:.2f} +- {100 * s['test_accuracy_std']:.2f}"
+
+
+def _is_pb_skip(s: dict[str, Any]) -> bool:
+  return s["name"] == "parallel_butterfly" and str(s["skip"]) == "True"
+
+
+def _stderr(s: dict[str, Any]) -> float:
+  return s["test_accuracy_std"] / math.sqrt(max(s["seeds"] - s["diverged"], 1))
+
+
+def claim_rows(summary: Sequence[dict[str, Any]], key: str, bands) -> list[dict[str, Any]]:
+  """Per band of ``key``: the best configuration against the best parallel butterfly + skip."""
+  rows = []
+  for low, high, label in bands:
+    members = [
+      s
+      for s in summary
+      if s["name"] != "dense"
+      and s["weight_init"] == "depth_aware"
+      and math.isfinite(s["test_accuracy_mean"])
+      and low <= float(s[key]) <= high
+    ]
+    if not members:
+      continue
+    best = max(members, key=lambda s: s["test_accuracy_mean"])
+    pb = [s for s in members if _is_pb_skip(s)]
+    row = dict(band=label, best=best, pb=None, gap=None, verdict="no parallel butterfly + skip")
+    if pb:
+      top = max(pb, key=lambda s: s["test_accuracy_mean"])
+      gap = best["test_accuracy_mean"] - top["test_accuracy_mean"]
+      noise = math.hypot(_stderr(best), _stderr(top))
+      if top is best:
+        verdict = "wins"
+      elif gap <= noise:
+        verdict = f"ties (gap {100 * gap:.2f} <= 1 s.e. {100 * noise:.2f})"
+      else:
+        verdict = f"loses by {100 * gap:.2f} points (1 s.e. {100 * noise:.2f})"
+      row.update(pb=top, gap=gap, verdict=verdict)
+    rows.append(row)
+  return rows
+
+
+def ablation_rows(summary: Sequence[dict[str, Any]]) -> list[tuple[dict, dict]]:
+  """Pairs (depth-aware, He) of the same topology."""
+  same = lambda a, b: all(
+    str(a[k]) == str(b[k]) for k in ("name", "depth", "radix", "width", "fan_in", "skip")
+  )
+  pairs = []
+  for he in (s for s in summary if s["weight_init"] == "he" and s["name"] != "dense"):
+    for ours in summary:
+      if ours["weight_init"] == "depth_aware" and same(ours, he):
+        pairs.append((ours, he))
+  return pairs
+
+
+def report_markdown(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]]) -> str:
+  goals = sweep.check_goals(summary)
+  seconds = sum(sweep._float(r["seconds"]) for r in rows)
+  lines = [
+    "# Topology study: results",
+    "",
+    f"{len(rows)} trained models, {len(summary)} configurations; training time summed over the "
+    f"vmapped groups: {seconds / 60:.1f} min (excludes start-up and any watchdog restarts).",
+    "Accuracies are test accuracy in points, mean +- std over seeds.",
+    "",
+    "## Goals",
+    "",
+  ]
+  dense = goals["dense_accuracy"]
+  best = goals["best_sparse"]
+  lines.append(
+    f"* dense MLP: {100 * dense:.2f}% -> >= 89%: **{goals['dense_at_least_89']}**"
+    if dense is not None
+    else "* dense MLP: not in the results"
+  )
+  if best is not None and dense is not None:
+    lines.append(
+      f"* best cascade at <= 10% density: {_label(best)} ({100 * best['density']:.2f}% "
+      f"density), {_pts(best)} -> within 1 point of dense: "
+      f"**{goals['best_sparse_within_1_point']}** (gap "
+      f"{100 * (dense - best['test_accuracy_mean']):.2f})"
+    )
+  for title, key, bands in (
+    ("density", "density", DENSITY_BANDS),
+    ("depth", "depth", DEPTH_BANDS),
+  ):
+    lines += [
+      "",
+      f"## Claim by {title}: does parallel butterfly + skip win?",
+      "",
+      f"| {title} band | best configuration | best | best parallel butterfly + skip | it | "
+      "verdict |",
+      "|---|---|---|---|---|---|",
+    ]
+    for row in claim_rows(summary, key, bands):
+      pb = row["pb"]
+      lines.append(
+        f"| {row['band']} | {_label(row['best'])} | {_pts(row['best'])} | "
+        f"{_label(pb) if pb else '-'} | {_pts(pb) if pb else '-'} | {row['verdict']} |"
+      )
+  lines += [
+    "",
+    "## Init ablation (depth 32): depth-aware against per-sublayer He",
+    "",
+    "| topology | depth-aware | He | difference (points) |",
+    "|---|---|---|---|",
+  ]
+  for ours, he in ablation_rows(summary):
+    diff = (
+      f"{100 * (ours['test_accuracy_mean'] - he['test_accuracy_mean']):+.2f}"
+      if math.isfinite(he["test_accuracy_mean"])
+      else "He diverged"
+    )
+    he_text = _pts(he) if math.isfinite(he["test_accuracy_mean"]) else "diverged (NaN)"
+    lines.append(f"| {_label(ours)} | {_pts(ours)} | {he_text} | {diff} |")
+  lines += [
+    "",
+    "## Every configuration",
+    "",
+    "| configuration | params | density | test accuracy | seeds | diverged |",
+    "|---|---|---|---|---|---|",
+  ]
+  order = sorted(summary, key=lambda s: -np.nan_to_num(s["test_accuracy_mean"], nan=-1))
+  for s in order:
+    lines.append(
+      f"| {_label(s)} | {s['num_params']:,} | {100 * s['density']:.2f}% | {_pts(s)} | "
+      f"{s['seeds']} | {s['diverged']} |"
+    )
+  return "\n".join(lines) + "\n"
+
+
+def write_report(study: str, out: str) -> dict[str, Any]:
+  """Writes the committed artefacts of ``study`` into ``out``; returns the goal checks."""
+  results = os.path.join(study, "results.csv")
+  rows = sweep.read_results(results)
+  if not rows:
+    raise FileNotFoundError(f"{results} has no rows: run the study first (see its config)")
+  summary = sweep.summarise(rows)
+  os.makedirs(out, exist_ok=True)
+  if os.path.abspath(results) != os.path.abspath(os.path.join(out, "results.csv")):
+    shutil.copyfile(results, os.path.join(out, "results.csv"))
+  sweep.write_summary_csv(os.path.join(out, "summary.csv"), summary)
+  sweep.plot(summary, out)
+  io_utils.atomic_write_text(os.path.join(out, "report.md"), report_markdown(rows, summary))
+  return sweep.check_goals(summary)
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  goals = write_report(FLAGS.study, FLAGS.out)
+  print(f"wrote {FLAGS.out}/report.md; goals: {goals}")
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("study", "runs/topology_study", "Study workdir (holds results.csv).")
+  flags.DEFINE_string("out", "experiments/results/topology_study", "Output folder.")
+  app.run(main)
