@@ -216,9 +216,7 @@ def pool(ds: Dataset, factor: int) -> Dataset:
   train, test = pooled(ds.x_train), pooled(ds.x_test)
   mean, std = float(train.mean()), float(train.std())
   shape = (height // factor, width // factor, channels)
-  return ds._replace(
-    x_train=(train - mean) / std, x_test=(test - mean) / std, image_shape=shape
-  )
+  return ds._replace(x_train=(train - mean) / std, x_test=(test - mean) / std, image_shape=shape)
 
 
 def load(name: str, data_dir: str | None = None) -> Dataset:
