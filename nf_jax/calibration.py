@@ -43,7 +43,10 @@ Spec = tuple[str, int, dict[str, Any]]
 
 
 def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
-  """Hidden-topology specs and ``test_accuracy`` of a results CSV (rows with NaN dropped).
+  """Hidden-topology specs and ``test_accuracy`` of a results CSV.
+
+  Rows with NaN accuracy and cascades trained with another init than ``depth_aware`` (the
+  study's ablation) are dropped.
 
   Raises:
     ValueError: a missing file or column, or fewer than 3 usable rows.
@@ -59,7 +62,9 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
   specs, acc = [], []
   for r in rows:
     a = float(r["test_accuracy"])
-    if not math.isfinite(a):
+    init = r.get("weight_init", "") or "depth_aware"
+    # Ablation rows (another init of a cascade) would teach the model the init, not the topology.
+    if not math.isfinite(a) or (r["name"] != "dense" and init != "depth_aware"):
       continue
     params: dict[str, Any] = {k: int(r[k]) for k in PARAM_KEYS if r.get(k, "") != ""}
     params["skip"] = r["skip"].strip().lower() in ("true", "1")

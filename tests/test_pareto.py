@@ -104,8 +104,32 @@ def test_calibration_recovers_linear_truth_and_loads_contract():
 
   with open(C.DEFAULT_CSV) as f:
     rows = [r for r in csv.DictReader(f)]
-  for (name, n, params), row in zip(specs, rows):
+  kept = [
+    r
+    for r in rows
+    if np.isfinite(float(r["test_accuracy"]))
+    and (r["name"] == "dense" or (r.get("weight_init") or "depth_aware") == "depth_aware")
+  ]
+  assert len(kept) == len(specs)
+  for (name, n, params), row in zip(specs, kept):
     assert T.make(name, n, **params).num_params == int(row["num_params"])
+
+
+def test_calibration_drops_init_ablation_rows(tmp_path):
+  import csv
+
+  with open(C.DEFAULT_CSV) as f:
+    rows = list(csv.DictReader(f))
+  cascade = next(r for r in rows if r["name"] == "butterfly")
+  extra = dict(cascade, weight_init="he", test_accuracy="0.1")
+  path = tmp_path / "results.csv"
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows + [extra])
+  specs, acc = C.load_results(str(path))
+  reference_specs, reference_acc = C.load_results(C.DEFAULT_CSV)
+  assert specs == reference_specs and np.array_equal(acc, reference_acc)
 
 
 def test_invalid_flag_combinations_raise():
