@@ -83,7 +83,7 @@ def cascade_matmul_pallas(
   # Whole tiles, and a whole number of tiles per backward program (a prime tile count would
   # otherwise leave one program walking the entire batch).
   tiles = -(-batch // bt)
-  per_program = -(-tiles // block_sizes.backward_programs)
+  per_program = pallas_cascade.tiles_per_backward_program(tiles, block_sizes.backward_programs)
   padded = -(-tiles // per_program) * per_program * bt
   if padded != batch:
     u0 = jnp.pad(u0, ((0, padded - batch), (0, 0)))

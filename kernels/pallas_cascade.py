@@ -186,17 +186,13 @@ def fused_forward(
   )(u0, *w4s)
 
 
-def backward_rows_per_program(batch: int, bt: int, max_programs: int) -> int:
-  """Rows one backward program walks: ``batch`` split over at most ``max_programs``.
+def tiles_per_backward_program(tiles: int, max_programs: int) -> int:
+  """Batch tiles one backward program walks so that at most ``max_programs`` programs run.
 
-  Fewer programs mean fewer partial dW blocks written to HBM (``programs x num_params``).
-  ``batch`` must be a multiple of ``bt``; the result divides it.
+  Fewer programs write fewer partial dW blocks to HBM (``programs x num_params`` floats).
+  The caller pads the batch to a whole number of programs (``cascade_matmul_pallas``).
   """
-  tiles = batch // bt
-  per_program = -(-tiles // max_programs)
-  while tiles % per_program:
-    per_program += 1
-  return per_program * bt
+  return -(-tiles // max_programs)
 
 
 def fused_backward(
@@ -215,7 +211,9 @@ def fused_backward(
   """
   batch, width = u0.shape
   n_out = plans[-1].n_out
-  rows = backward_rows_per_program(batch, bt, max_programs)
+  rows = tiles_per_backward_program(batch // bt, max_programs) * bt
+  if batch % rows:
+    raise ValueError(f"batch={batch} is not a whole number of backward programs of {rows} rows")
   programs = batch // rows
   out_shape = [jax.ShapeDtypeStruct((batch, width), u0.dtype)] + [
     jax.ShapeDtypeStruct((programs, *w.shape), jnp.float32) for w in w4s

@@ -153,6 +153,26 @@ def test_block_sizes_and_merging(impl, block_sizes):
   assert rel_err(y, np.asarray(x, np.float64) @ numpy_dense(ws, t)) < TOLERANCE[jnp.float32]
 
 
+def test_pallas_backward_programs_walk_several_tiles():
+  """100 rows in 8-row tiles over at most 3 backward programs: 13 tiles -> 5 per program, the
+  batch padded to 15 tiles; each program accumulates dW over its tiles in a loop."""
+  t = T.make("butterfly", 64, radix=2, depth=8, skip=True)
+  x, ws = random_args(t, 100, jnp.float32, seed=3)
+  cot = jnp.asarray(np.random.default_rng(4).standard_normal((100, t.n_out)), jnp.float32)
+  sizes = kernels.BlockSizes(batch_tile=8, max_merge=4, backward_programs=3)
+  fwd = lambda x, ws: kernels.cascade_matmul(
+    x, ws, t, "pallas", interpret=INTERPRET, block_sizes=sizes
+  )
+  dx, dws = jax.jit(jax.grad(lambda x, ws: jnp.sum(fwd(x, ws) * cot), (0, 1)))(x, ws)
+  dense = numpy_dense(ws, t)
+  assert rel_err(dx, np.asarray(cot, np.float64) @ dense.T) < TOLERANCE[jnp.float32]
+  want = jax.grad(lambda ws: jnp.sum(kernels.cascade_matmul_reference(x, ws, t) * cot), argnums=0)(
+    ws
+  )
+  for s, (g, w) in enumerate(zip(dws, want)):
+    assert rel_err(g, w) < TOLERANCE[jnp.float32], f"dW[{s}]"
+
+
 @pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather"])
 def test_vmap_matches_batched_call(impl):
   t = make("butterfly_r4_skip")
