@@ -31,8 +31,14 @@ from absl import app, flags
 
 from nf_jax import io_utils, sweep
 
-DENSITY_BANDS = ((0.0, 0.025, "<= 2.5%"), (0.025, 0.05, "2.5-5%"), (0.05, 0.13, "5-12.5%"))
-DEPTH_BANDS = ((1, 3, "shallow (2-3)"), (4, 16, "medium (10)"), (17, 10_000, "deep (32)"))
+# Bands as (low, high, label), both ends inclusive; a density is a fraction of the dense layer.
+DENSITY_BANDS = (
+  (0.0, 0.025, "<= 2.5%"),
+  (0.025, 0.05, "2.5-5%"),
+  (0.05, 0.13, "5-12.5%"),
+  (0.13, 0.99, "12.5-99%"),
+)
+DEPTH_BANDS = ((1, 3, "shallow (1-3)"), (4, 16, "medium (4-16)"), (17, 10_000, "deep (>= 17)"))
 
 
 def _label(s: dict[str, Any]) -> str:

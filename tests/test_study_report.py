@@ -54,7 +54,7 @@ def test_claim_verdicts_and_ablation(tmp_path):
   by_depth = {
     r["band"]: r["verdict"] for r in report.claim_rows(summary, "depth", report.DEPTH_BANDS)
   }
-  assert by_depth["deep (32)"].startswith("loses by 2.00 points")
+  assert by_depth["deep (>= 17)"].startswith("loses by 2.00 points")
   pairs = report.ablation_rows(summary)
   assert len(pairs) == 1 and pairs[0][0]["weight_init"] == "depth_aware"
   study = tmp_path / "study"
