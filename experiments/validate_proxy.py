@@ -34,7 +34,7 @@ import numpy as np
 from absl import app, flags, logging
 from scipy import stats
 
-from nf_jax import io_utils, proxy
+from nf_jax import io_utils, proxy, sweep
 from nf_jax import topo_search as S
 from nf_jax import topology as T
 from nf_jax.sweep import RESULT_COLUMNS
@@ -114,10 +114,20 @@ def build_topology(row: dict[str, str], strict: bool = True) -> T.Topology:
 
 
 def mean_accuracy(rows: Sequence[dict[str, str]], strict: bool = True) -> list[dict[str, Any]]:
-  """One entry per distinct topology: topology, mean/std test accuracy and number of runs."""
+  """One entry per distinct topology: topology, mean/std test accuracy and number of runs.
+
+  Init-ablation rows (``nf_jax.sweep.is_init_ablation``) and diverged runs (NaN accuracy) are
+  left out, the latter with a warning.
+  """
   groups: dict[T.Topology, list[float]] = collections.OrderedDict()
   for row in rows:
-    groups.setdefault(build_topology(row, strict), []).append(float(row["test_accuracy"]))
+    if sweep.is_init_ablation(row):
+      continue
+    accuracy = float(row["test_accuracy"])
+    if not math.isfinite(accuracy):
+      logging.warning("left out a diverged run (NaN accuracy): %s", row)
+      continue
+    groups.setdefault(build_topology(row, strict), []).append(accuracy)
   return [
     dict(topology=t, accuracy=float(np.mean(a)), accuracy_std=float(np.std(a)), runs=len(a))
     for t, a in groups.items()

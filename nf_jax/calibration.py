@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from nf_jax import proxy as P
+from nf_jax import sweep
 from nf_jax import topology as T
 
 DEFAULT_CSV = os.path.join(
@@ -62,9 +63,7 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
   specs, acc = [], []
   for r in rows:
     a = float(r["test_accuracy"])
-    init = r.get("weight_init", "") or "depth_aware"
-    # Ablation rows (another init of a cascade) would teach the model the init, not the topology.
-    if not math.isfinite(a) or (r["name"] != "dense" and init != "depth_aware"):
+    if not math.isfinite(a) or sweep.is_init_ablation(r):
       continue
     params: dict[str, Any] = {k: int(r[k]) for k in PARAM_KEYS if r.get(k, "") != ""}
     params["skip"] = r["skip"].strip().lower() in ("true", "1")

@@ -148,6 +148,16 @@ def _key(row: dict[str, Any], epochs: Any) -> tuple[str, ...]:
   return tuple(str(row[c]) for c in KEY_COLUMNS)
 
 
+def is_init_ablation(row: dict[str, Any]) -> bool:
+  """A cascade trained with another init than the default ``depth_aware`` (the study's ablation).
+
+  Rows like these describe the init, not the topology: topology-level analyses (score
+  validation, accuracy calibration) leave them out. The dense baseline is never one.
+  """
+  init = str(row.get("weight_init") or "depth_aware")
+  return row["name"] != "dense" and init != "depth_aware"
+
+
 def read_results(path: str) -> list[dict[str, str]]:
   """Rows of an existing ``results.csv`` (empty list if absent); checks the header."""
   if not os.path.exists(path):

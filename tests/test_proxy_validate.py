@@ -130,3 +130,13 @@ def test_sparse_only_correlation_leaves_out_the_dense_baseline():
   assert row["spearman_rho"] == pytest.approx(0.0, abs=1e-12)
   # Sparse only: scores rise while accuracy falls: rho = -1.
   assert row["spearman_rho_sparse"] == pytest.approx(-1.0)
+
+
+def test_ablation_and_diverged_rows_are_left_out(tmp_path):
+  t = T.make("butterfly", 16, radix=2, depth=2)
+  write_study(tmp_path / "results.csv", [t], [0.85])
+  rows = V.load_results(str(tmp_path / "results.csv"))
+  he = dict(rows[0], weight_init="he", test_accuracy="0.1")
+  diverged = dict(rows[0], train_seed="2", test_accuracy="nan")
+  [entry] = V.mean_accuracy(rows + [he, diverged])
+  assert entry["runs"] == 2 and entry["accuracy"] == pytest.approx(0.85)
