@@ -304,7 +304,9 @@ def define_flags() -> None:
   flags.DEFINE_list("fan_ins", ["2", "4", "8", "16", "32"], "random-family fan-ins.")
   flags.DEFINE_integer("random_seeds", 1, "Seeds per random-family spec.")
   flags.DEFINE_enum("score", proxy.PRIMARY_SCORE, list(proxy.SCORE_NAMES), "Ranking score.")
-  flags.DEFINE_integer("fit_n", 32, "Proxy width of the fit (0: each topology's own width).")
+  flags.DEFINE_integer(
+    "fit_n", proxy.FitConfig.fit_n, "Proxy width of the fit (0: each topology's own width)."
+  )
   flags.DEFINE_integer("fit_steps", proxy.FitConfig.steps, "Adam steps per fit.")
   flags.DEFINE_integer("fit_targets", proxy.FitConfig.targets, "Random targets per fit.")
   flags.DEFINE_integer("seed", 0, "Seed of targets and initial weights.")
