@@ -1,6 +1,7 @@
 r"""Turns a topology-study workdir into the committed results and the claim tables.
 
-Reads ``<study>/results.csv`` (the ``nf_jax.sweep.RESULT_COLUMNS`` contract), and writes to
+Reads ``<study>/results.csv`` (the ``nf_jax.sweep.RESULT_COLUMNS`` contract; several workdirs
+are merged, for a study split over processes, and a model in two of them is refused), and writes to
 ``--out``: a copy of ``results.csv``, ``summary.csv`` (mean, std over seeds per configuration),
 the two plots of :func:`nf_jax.sweep.plot`, and ``report.md`` with
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -186,16 +186,34 @@ def report_markdown(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, 
   return "\n".join(lines) + "\n"
 
 
-def write_report(study: str, out: str) -> dict[str, Any]:
-  """Writes the committed artefacts of ``study`` into ``out``; returns the goal checks."""
-  results = os.path.join(study, "results.csv")
-  rows = sweep.read_results(results)
-  if not rows:
-    raise FileNotFoundError(f"{results} has no rows: run the study first (see its config)")
+def merged_rows(studies: Sequence[str]) -> list[dict[str, str]]:
+  """The rows of every study workdir (a study split over processes or hosts), in order.
+
+  Raises:
+    FileNotFoundError: a workdir without rows.
+    ValueError: the same model (configuration, seeds, epochs) in two workdirs.
+  """
+  rows, seen = [], {}
+  for study in studies:
+    results = os.path.join(study, "results.csv")
+    part = sweep.read_results(results)
+    if not part:
+      raise FileNotFoundError(f"{results} has no rows: run the study first (see its config)")
+    for row in part:
+      key = sweep.model_key(row, row["epochs"])
+      if key in seen:
+        raise ValueError(f"model {key} is in both {seen[key]} and {study}; drop one of them")
+      seen[key] = study
+      rows.append(row)
+  return rows
+
+
+def write_report(studies: str | Sequence[str], out: str) -> dict[str, Any]:
+  """Writes the committed artefacts of the study workdir(s) into ``out``; returns the goals."""
+  rows = merged_rows([studies] if isinstance(studies, str) else studies)
   summary = sweep.summarise(rows)
   os.makedirs(out, exist_ok=True)
-  if os.path.abspath(results) != os.path.abspath(os.path.join(out, "results.csv")):
-    shutil.copyfile(results, os.path.join(out, "results.csv"))
+  sweep.write_results(os.path.join(out, "results.csv"), rows)
   sweep.write_summary_csv(os.path.join(out, "summary.csv"), summary)
   sweep.plot(summary, out)
   io_utils.atomic_write_text(os.path.join(out, "report.md"), report_markdown(rows, summary))
@@ -212,6 +230,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("study", "runs/topology_study", "Study workdir (holds results.csv).")
+  flags.DEFINE_list(
+    "study", ["runs/topology_study"], "Study workdir(s) holding results.csv (merged in order)."
+  )
   flags.DEFINE_string("out", "experiments/results/topology_study", "Output folder.")
   app.run(main)

@@ -143,7 +143,8 @@ def result_row(
   return row
 
 
-def _key(row: dict[str, Any], epochs: Any) -> tuple[str, ...]:
+def model_key(row: dict[str, Any], epochs: Any) -> tuple[str, ...]:
+  """What identifies one trained model: configuration, seeds and epochs (``KEY_COLUMNS``)."""
   row = dict(row, epochs=epochs)
   return tuple(str(row[c]) for c in KEY_COLUMNS)
 
@@ -219,9 +220,9 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
   tconfig = train_config(config)
   results_path = os.path.join(workdir, "results.csv")
   rows = read_results(results_path)
-  done = {_key(r, r["epochs"]) for r in rows}
+  done = {model_key(r, r["epochs"]) for r in rows}
   specs = model_specs(config)
-  todo = [s for s in specs if _key(result_row(s), tconfig.num_epochs) not in done]
+  todo = [s for s in specs if model_key(result_row(s), tconfig.num_epochs) not in done]
   if len(todo) < len(specs):
     logging.info(
       "resuming: %d of %d models already in %s", len(specs) - len(todo), len(specs), results_path

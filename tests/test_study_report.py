@@ -6,6 +6,8 @@ import importlib
 import os
 import sys
 
+import pytest
+
 from nf_jax import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,3 +68,20 @@ def test_claim_verdicts_and_ablation(tmp_path):
   assert goals["dense_at_least_89"] is True
   for name in ("results.csv", "summary.csv", "accuracy_vs_params.png", "accuracy_vs_depth.png"):
     assert (tmp_path / "out" / name).exists(), name
+
+
+def test_split_study_is_merged_and_a_model_in_two_parts_is_refused(tmp_path):
+  report = _report_module()
+  first, second = tmp_path / "a", tmp_path / "b"
+  first.mkdir()
+  second.mkdir()
+  dense = _rows("dense", [0.895, 0.893, 0.894], 1, 1.0, init="he")
+  cascade = _rows("butterfly", [0.870, 0.871, 0.872], 10, 0.039, True, radix=4)
+  sweep.write_results(str(first / "results.csv"), dense)
+  sweep.write_results(str(second / "results.csv"), cascade)
+  report.write_report([str(first), str(second)], str(tmp_path / "out"))
+  merged = sweep.read_results(str(tmp_path / "out" / "results.csv"))
+  assert len(merged) == 6 and {r["name"] for r in merged} == {"dense", "butterfly"}
+  sweep.write_results(str(second / "results.csv"), cascade + dense[:1])
+  with pytest.raises(ValueError, match="is in both"):
+    report.write_report([str(first), str(second)], str(tmp_path / "out2"))
