@@ -8,10 +8,9 @@ row predicted by a model fitted without it), next to the same error of predictin
 
 Calibration data: any results CSV in the study contract (``name, n, depth, radix, width,
 fan_in, skip, topology_seed, ..., test_accuracy``); each row's hidden topology is rebuilt with
-``T.make(name, n, **non-empty params, seed=topology_seed)``. The committed default,
-``experiments/calibration/results.csv``, is SMALL: 16 topologies at n = 1024 trained for 150
-steps (one seed), see ``experiments/calibration/run.py``. Predictions for other widths and
-families extrapolate from it; replace it with the full study's CSV when that exists.
+``T.make(name, n, **non-empty params, seed=topology_seed)``. The committed default is the
+topology study's ``experiments/results/topology_study/results.csv`` (Fashion-MNIST, n = 1024,
+4 epochs, 3 seeds; ``experiments/README.md``); predictions for other widths extrapolate from it.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ from nf_jax import topology as T
 DEFAULT_CSV = os.path.join(
   os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
   "experiments",
-  "calibration",
+  "results",
+  "topology_study",
   "results.csv",
 )
 DEFAULT_FEATURES = ("fit_score", "log_params")
