@@ -20,6 +20,10 @@ Measured 2026-11-26 (2-core CPU, 3 seeds, mean normalised HV, default calibratio
 After the latency objective became batch-1 latency (no longer B / throughput), near-idle machine:
   pop 28 x 40 gens, 21 directions: NSGA-III 0.537, NSGA-II 0.511, random 0.445:
     1.21 (NOT met) and 1.05 (met); about 1 min per seed.
+Calibrated on the topology study (108 rows, LOO MAE 0.0028), fit width 64, 2 seeds, pop 28 x 40
+gens, 21 directions (2026-11-27, 4 min): NSGA-III 0.527, NSGA-II 0.517, random 0.441:
+    1.20 (NOT met) and 1.02 (met). Lower SBX/PM eta (3/3, or 5/5 with mutation prob 0.3) did
+    not help in a side-by-side run on the old calibration (1.20 vs 1.24 for the default eta).
 With six objectives about half of all evaluated designs are mutually non-dominated, so random
 sampling already covers much of the normalised box; the gap widens with more generations.
 """
