@@ -435,8 +435,9 @@ def score_topologies(
   (``L`` = proxy lanes padded to a power of two, 64 or 128 at the default ``fit_n=64``) plus
   one :func:`nf_jax.topology.path_stats` at full width; one XLA compilation (~1-3 s) per
   (lanes, depth, branches) group. Measured by ``python benchmarks/proxy_bench.py`` (310
-  candidates, n=1024, budget 100k, 22 groups) on the shared 2-core CPU at load average ~8:
-  79 candidates/min cold (compilations included), 456/min warm (a later generation).
+  candidates, n=1024, budget 100k) on the 2-core CPU: at ``fit_n=64`` on an idle machine
+  159 candidates/min cold (compilations included), 331/min warm (a later generation); at
+  ``fit_n=32`` under load average ~8, 72/min cold and 412/min warm.
 
   Example:
     >>> ts = [T.make("butterfly", 64, radix=2), T.make("random", 64, fan_in=2, depth=6)]
