@@ -82,8 +82,13 @@ for name, kw in cases:
 print(f"correctness: {failed} failed")
 PY
 
+# Peaks for the roofline: NVIDIA H100 SXM5 datasheet: 3.35 TB/s HBM3, 67 TFLOP/s FP32,
+# 989 TFLOP/s BF16 dense tensor; H200 SXM: 4.8 TB/s, same compute.
+GPU_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
+GBPS=3350
+case "$GPU_NAME" in *H200*) GBPS=4800 ;; esac
 echo "== 2. tiling sweep: pallas, N=4096, B=8192, radix 2, fp32 (median of 5, ms)"
-timeout 170 "$PY" -P - "$LOG/best_tiling.txt" <<'PY' 2>&1 | tee "$LOG/sweep.txt"
+timeout 170 "$PY" -P - "$LOG/best_tiling.txt" "$GBPS" <<'PY' 2>&1 | tee "$LOG/sweep.txt"
 import sys, time, jax, jax.numpy as jnp, numpy as np
 from nf_jax import kernels, topology as T
 
@@ -107,7 +112,8 @@ def build(sizes, mode):
 
 # Roofline bytes: x in, y out (fwd); fwd+bwd adds x and g in, dx out: 5 x 128 MiB at fp32.
 act = 8192 * 4096 * 4
-floor = {"fwd": 2 * act / 3.35e12 * 1e3, "fwd_bwd": 5 * act / 3.35e12 * 1e3}
+hbm = float(sys.argv[2]) * 1e9  # bytes/s, the datasheet peak picked above
+floor = {"fwd": 2 * act / hbm * 1e3, "fwd_bwd": 5 * act / hbm * 1e3}
 grid = [(1, 4, 4), (2, 4, 4), (4, 4, 4), (2, 2, 4), (2, 4, 8), (4, 4, 8), (8, 4, 8), (2, 8, 4), (1, 16, 4)]
 results = {}
 deadline = time.time() + 120
@@ -140,11 +146,6 @@ open(sys.argv[1], "w").write(f"--batch_tile={bt} --max_merge={merge} --num_warps
 PY
 TILING="$(cat "$LOG/best_tiling.txt" 2>/dev/null || true)"
 
-# Peaks for the roofline: NVIDIA H100 SXM5 datasheet: 3.35 TB/s HBM3, 67 TFLOP/s FP32,
-# 989 TFLOP/s BF16 dense tensor; H200 SXM: 4.8 TB/s, same compute.
-GPU_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
-GBPS=3350
-case "$GPU_NAME" in *H200*) GBPS=4800 ;; esac
 echo "== 3. benchmark (N=4096, B=8192, radix 2; $GPU_NAME; peaks from the datasheet; $TILING)"
 for spec in "float32 67000" "bfloat16 989000"; do
   set -- $spec

@@ -112,7 +112,7 @@ def ablation_rows(summary: Sequence[dict[str, Any]]) -> list[tuple[dict, dict]]:
 
 def report_markdown(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]]) -> str:
   goals = sweep.check_goals(summary)
-  seconds = sum(sweep._float(r["seconds"]) for r in rows)
+  seconds = float(np.nansum([float(r["seconds"] or "nan") for r in rows]))
   lines = [
     "# Topology study: results",
     "",

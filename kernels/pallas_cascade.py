@@ -47,7 +47,7 @@ def _is_power_of_2(size: int) -> bool:
   return size > 0 and size & (size - 1) == 0
 
 
-def pallas_refusal(plans: Sequence[StagePlan], batch_tile: int = 8) -> str | None:
+def pallas_refusal(plans: Sequence[StagePlan], batch_tile: int) -> str | None:
   """Why the fused kernel cannot run ``plans`` (the merged program), or None when it can.
 
   Triton (the GPU lowering) holds every block in registers and needs every array dimension to be
