@@ -145,8 +145,10 @@ class SparseCascade(nn.Module):
     else:
       lead = x.shape[:-1]
       h = x.reshape(-1, self.topology.n_in)
-      for s, (w, table, skip) in enumerate(zip(weights, self.topology.stages, self.topology.skips)):
-        h = stage_gather(h, w, table, skip)
+      t = self.topology
+      tables = zip(weights, t.stages, t.skips, t.scatters, t.skip_scatters)
+      for s, (w, table, skip, scatter, skip_scatter) in enumerate(tables):
+        h = stage_gather(h, w, table, skip, scatter, skip_scatter)
         if s < self.topology.depth - 1:
           h = self.activation(h)
       y = h.reshape(*lead, self.topology.n_out)

@@ -12,7 +12,8 @@ Conventions (used throughout the project):
   lane ``j`` additionally receives ``mean_t h[:, skips[s][j, t]]`` (coefficient ``1/r_s``).
 * ``scatters[s]`` is the transpose of ``stages[s]``: ``int32[n_in_s, max_fan_out_s]`` of flat
   indices ``j * fan_in_s + r`` into ``W_s``, padded with the sentinel ``n_out_s * fan_in_s``.
-  The backward pass ``dx = g @ M_s^T`` reads it.
+  The backward pass ``dx = g @ M_s^T`` reads it (``kernels.xla_gather``). ``skip_scatters[s]``
+  is the same transpose of ``skips[s]`` (flat indices ``j * r_s + t``, sentinel ``n_out_s * r_s``).
 
 Skip connections (``skip=True``) attach to *every* stage: output lane ``j`` of stage ``s`` also
 receives its "home" lane ``j mod n_in_s`` of the stage input, i.e. an identity residual
@@ -110,6 +111,14 @@ class Topology:
   def scatters(self) -> tuple[np.ndarray, ...]:
     """Per stage, the transposed table ``int32[n_in_s, max_fan_out_s]`` (see module doc)."""
     return tuple(_transpose_table(table, n_in) for table, n_in in zip(self.stages, self.stage_n_in))
+
+  @functools.cached_property
+  def skip_scatters(self) -> tuple[np.ndarray | None, ...]:
+    """Per stage, ``None`` or the transposed skip table ``int32[n_in_s, max_skip_fan_out_s]``."""
+    return tuple(
+      None if skip is None else _transpose_table(skip, n_in)
+      for skip, n_in in zip(self.skips, self.stage_n_in)
+    )
 
   @functools.cached_property
   def fingerprint(self) -> str:

@@ -282,8 +282,36 @@ def group_compatible(
   return list(groups.values())
 
 
-def _tables(t: T.Topology) -> tuple:
-  return (tuple(t.stages), tuple(t.skips))
+def _stack_tables(models: Sequence[Sequence[T.Topology]]) -> tuple:
+  """Per-model tables of ``models[m][layer]``, stacked along a leading model axis.
+
+  Each leaf is ``int32[M, ...]``; per layer ``(stages, skips, scatters, skip_scatters)``. The
+  transposed tables' widths (max fan-out) differ between random draws, so they are padded to
+  the widest with their sentinel (``table.size``, see ``nf_jax.topology``).
+  """
+
+  def stack(models_at_layer: Sequence[T.Topology], attr: str, s: int, sentinel: int):
+    arrays = [getattr(t, attr)[s] for t in models_at_layer]
+    if arrays[0] is None:
+      return None
+    width = max(a.shape[1] for a in arrays)
+    return np.stack(
+      [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=sentinel) for a in arrays]
+    )
+
+  out = []
+  for layer in zip(*models):
+    ref = layer[0]
+    skip_sizes = [0 if skip is None else skip.size for skip in ref.skips]
+    out.append(
+      (
+        tuple(stack(layer, "stages", s, 0) for s in range(ref.depth)),
+        tuple(stack(layer, "skips", s, 0) for s in range(ref.depth)),
+        tuple(stack(layer, "scatters", s, ref.stages[s].size) for s in range(ref.depth)),
+        tuple(stack(layer, "skip_scatters", s, skip_sizes[s]) for s in range(ref.depth)),
+      )
+    )
+  return tuple(out)
 
 
 def _bind(reference: T.Topology, tables: tuple) -> T.Topology:
@@ -293,13 +321,16 @@ def _bind(reference: T.Topology, tables: tuple) -> T.Topology:
   spec, and a traced twin must never hit a cache (e.g. the kernels' per-topology block plans)
   filled for the static tables, nor fill one.
   """
-  stages, skips = tables
-  return dataclasses.replace(
+  stages, skips, scatters, skip_scatters = tables
+  bound = dataclasses.replace(
     reference,
     spec=reference.spec + (("traced_tables", True),),
     stages=tuple(stages),
     skips=tuple(skips),
   )
+  # The transposes are cached properties computed in numpy; traced twins carry them instead.
+  bound.__dict__.update(scatters=tuple(scatters), skip_scatters=tuple(skip_scatters))
+  return bound
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,11 +494,7 @@ def train_sweep(
     traced = any(
       t.fingerprint != r.fingerprint for topos in all_topos for t, r in zip(topos, reference)
     )
-    tables = (
-      jax.tree.map(lambda *a: np.stack(a), *[tuple(_tables(t) for t in ts) for ts in all_topos])
-      if traced
-      else None
-    )
+    tables = _stack_tables(all_topos) if traced else None
   train_step, eval_step = _compiled_fns(reference, traced, config, total_steps)
   optimizer = make_optimizer(config, total_steps)
 

@@ -185,6 +185,33 @@ def test_vmap_matches_batched_call(impl):
   assert rel_err(run(x3, ws, t, impl).reshape(12, -1), want) < TOLERANCE[jnp.float32]
 
 
+def test_gather_gradients_with_traced_per_model_tables():
+  """Vmapped models whose tables differ (a sweep of random draws) use padded transposed tables."""
+  from nf_jax import train
+
+  tops = [T.make("random", 32, n_in=24, fan_in=3, depth=2, skip=True, seed=s) for s in range(3)]
+  widths = {sc.shape[1] for t in tops for sc in t.scatters}
+  assert len(widths) > 1, "the draws should need padding to a common max fan-out"
+  (tables,) = train._stack_tables([[t] for t in tops])
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.standard_normal((5, 24)), jnp.float32)
+  ws = [jnp.asarray(rng.standard_normal((3,) + tab.shape), jnp.float32) for tab in tops[0].stages]
+  cot = jnp.asarray(rng.standard_normal((5, 32)), jnp.float32)
+
+  def loss(ws, x, tables):
+    y = kernels.cascade_matmul(x, ws, train._bind(tops[0], tables), "xla_gather")
+    return jnp.sum(y * cot)
+
+  dws, dxs = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(0, None, 0)))(ws, x, tables)
+  for m, t in enumerate(tops):
+    w_m = [w[m] for w in ws]
+    dense = numpy_dense(w_m, t)
+    assert rel_err(dxs[m], np.asarray(cot, np.float64) @ dense.T) < TOLERANCE[jnp.float32]
+    want = jax.grad(lambda w: jnp.sum(kernels.cascade_matmul_reference(x, w, t) * cot))(w_m)
+    for s in range(t.depth):
+      assert rel_err(dws[s][m], want[s]) < TOLERANCE[jnp.float32], f"model {m} dW[{s}]"
+
+
 @pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather"])
 def test_second_call_does_not_retrace(impl):
   t = make("butterfly_r2")
