@@ -207,7 +207,7 @@ def test_gather_gradients_with_traced_per_model_tables():
     w_m = [w[m] for w in ws]
     dense = numpy_dense(w_m, t)
     assert rel_err(dxs[m], np.asarray(cot, np.float64) @ dense.T) < TOLERANCE[jnp.float32]
-    want = jax.grad(lambda w: jnp.sum(kernels.cascade_matmul_reference(x, w, t) * cot))(w_m)
+    want = jax.grad(lambda w, t=t: jnp.sum(kernels.cascade_matmul_reference(x, w, t) * cot))(w_m)
     for s in range(t.depth):
       assert rel_err(dws[s][m], want[s]) < TOLERANCE[jnp.float32], f"model {m} dW[{s}]"
 
