@@ -55,7 +55,9 @@ flags.DEFINE_integer("n_partitions", 3, "Das-Dennis partitions (reference direct
 flags.DEFINE_enum("accuracy", "proxy", ACCURACY_MODES, "Accuracy source.")
 flags.DEFINE_string("calibration", C.DEFAULT_CSV, "Results CSV for the accuracy calibration.")
 flags.DEFINE_list("features", list(C.DEFAULT_FEATURES), "Calibration features.")
-flags.DEFINE_integer("fit_steps", 100, "Adam steps of the fit-based proxy score.")
+flags.DEFINE_integer(
+  "fit_steps", SearchConfig.fit_steps, "Adam steps of the fit-based proxy score."
+)
 flags.DEFINE_integer("train_steps", 100, "Training steps per candidate (--accuracy=train).")
 flags.DEFINE_float("max_area", None, "Constraint: area <= this (mm^2).")
 flags.DEFINE_float("max_power", None, "Constraint: power <= this (W).")

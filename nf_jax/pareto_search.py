@@ -59,6 +59,8 @@ from nf_jax import proxy as P
 ALGORITHMS = ("nsga3", "nsga2", "random")
 ACCURACY_MODES = ("proxy", "train")
 CHECKPOINT = "checkpoint.pkl"
+# Genes redrawn per offspring on average by the random-reset mutation (see make_algorithm).
+MUTATION_GENES = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +90,7 @@ class SearchConfig:
   accuracy: str = "proxy"
   calibration: str = C.DEFAULT_CSV
   features: tuple[str, ...] = C.DEFAULT_FEATURES
-  fit_steps: int = 100
+  fit_steps: int = P.FitConfig.steps
   train_steps: int = 100
   max_area: float | None = None
   max_power: float | None = None
@@ -251,20 +253,46 @@ def make_problem(config: SearchConfig, evaluator: PP.Evaluator) -> CoDesignProbl
   return CoDesignProblem(config, evaluator)
 
 
+def _reset_mutation(rate_per_gene: float):
+  """pymoo ``Mutation``: each gene, with probability ``rate_per_gene``, is redrawn uniformly.
+
+  Built lazily so that importing this module does not import pymoo.
+  """
+  from pymoo.core.mutation import Mutation
+
+  class RandomResetMutation(Mutation):
+    def _do(self, problem, X, random_state=None, **kwargs):
+      out = np.array(X, copy=True)
+      redraw = random_state.random(out.shape) < rate_per_gene
+      low = np.broadcast_to(problem.xl, out.shape)
+      span = np.broadcast_to(problem.xu - problem.xl + 1, out.shape)
+      fresh = np.floor(low + random_state.random(out.shape) * span)
+      out[redraw] = fresh[redraw]
+      return out
+
+  return RandomResetMutation()
+
+
 def make_algorithm(config: SearchConfig):
-  """NSGA-III / NSGA-II over integer genes (SBX + polynomial mutation with rounding)."""
+  """NSGA-III / NSGA-II over the categorical genes: uniform crossover and random-reset mutation.
+
+  Every gene is an index into a choice list, most of them unordered (family, dataflow, skip),
+  so operators that treat indices as reals (SBX and polynomial mutation, which pymoo
+  recommends for integers) move in a metric the genome does not have. Side by side (pop 28,
+  21 directions, the pareto_bench measure), uniform crossover with random reset lifted
+  NSGA-III's hypervolume over random search from 1.195x to 1.259x (2 seeds, 40 generations)
+  and from 1.167x to 1.209x (3 seeds, 60 generations); see benchmarks/README.md.
+  """
   from pymoo.algorithms.moo.nsga2 import NSGA2
   from pymoo.algorithms.moo.nsga3 import NSGA3
-  from pymoo.operators.crossover.sbx import SBX
-  from pymoo.operators.mutation.pm import PM
-  from pymoo.operators.repair.rounding import RoundingRepair
+  from pymoo.operators.crossover.ux import UniformCrossover
   from pymoo.operators.sampling.rnd import IntegerRandomSampling
   from pymoo.util.ref_dirs import get_reference_directions
 
   ops = dict(
     sampling=IntegerRandomSampling(),
-    crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-    mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+    crossover=UniformCrossover(),
+    mutation=_reset_mutation(MUTATION_GENES / PP.N_GENES),
     eliminate_duplicates=True,
   )
   if config.algorithm == "nsga3":

@@ -56,6 +56,23 @@ def test_decode_repairs_to_valid_topologies():
     assert first.n_in == PP.D_IN and hidden.n_out == spec[1] and hidden.depth <= 10
 
 
+def test_reset_mutation_redraws_genes_uniformly_within_bounds():
+  from nf_jax import pareto_search as PS
+
+  problem = PS.CoDesignProblem(PA.SearchConfig(**TINY), evaluator=None)
+  x = np.tile(PP.UPPER.astype(float), (4000, 1))  # every gene at its upper bound
+  out = PS._reset_mutation(0.25)._do(problem, x, random_state=np.random.default_rng(0))
+  assert np.all((out >= 0) & (out <= PP.UPPER)) and np.all(out == np.round(out))
+  # A redrawn gene lands on its old value with probability 1 / (choices): correct for that.
+  changed = (out != x).mean(axis=0)
+  expected = 0.25 * (1 - 1 / (PP.UPPER + 1))
+  np.testing.assert_allclose(changed, expected, atol=0.03)
+  # Redraws are uniform over the choices: the family gene's values appear equally often.
+  family = out[:, 0][out[:, 0] != x[0, 0]]
+  counts = np.bincount(family.astype(int), minlength=PP.UPPER[0] + 1)[: PP.UPPER[0]]
+  assert counts.min() > 0.6 * counts.mean()
+
+
 def test_simulate_pairs_matches_public_simulate():
   """One vmapped call over (config, workload) pairs == nf_jax.hw.simulate per candidate."""
   xs = np.stack(
