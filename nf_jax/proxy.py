@@ -436,11 +436,11 @@ def score_topologies(
 
   Cost: per candidate ``~6 * steps * targets * branches * depth * L**3`` flops for the fit
   (``L`` = proxy lanes padded to a power of two, 64 or 128 at the default ``fit_n=64``) plus
-  one :func:`nf_jax.topology.path_stats` at full width; one XLA compilation (~1-3 s) per
+  one :func:`nf_jax.topology.path_stats` at full width; one XLA compilation (~1.25 s) per
   (lanes, depth, branches) group. Measured by ``python benchmarks/proxy_bench.py`` (310
-  candidates, n=1024, budget 100k) on the 2-core CPU: at ``fit_n=64`` on an idle machine
-  159 candidates/min cold (compilations included), 331/min warm (a later generation); at
-  ``fit_n=32`` under load average ~8, 72/min cold and 412/min warm.
+  candidates, n=1024, budget 100k, 40 groups) on an idle 2-core CPU at the default fit (width
+  64, 1 target, 75 steps): 1162-1298 candidates/min warm (a later pass), 284/min for the first
+  pass of a process (compilations included).
 
   Example:
     >>> ts = [T.make("butterfly", 64, radix=2), T.make("random", 64, fan_in=2, depth=6)]
