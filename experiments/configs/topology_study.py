@@ -35,10 +35,11 @@ Command::
   python experiments/main.py --workdir=runs/topology_study \
       --config=experiments/configs/topology_study.py
 
-Expected runtime on 2 CPU cores: about 3 hours, so over the 2-hour goal. Measured: 120 of the
-135 models took 1 h 56 min wall (2026-11-26, with 2-3 processes sharing the cores towards the
-end); the 15 left are the slowest groups (random cascades on the gather kernel, block-diagonal at
-depth 32). It resumes where it stopped if rerun with the same --workdir.
+Expected runtime on 2 CPU cores: about 2-2.5 hours (projected, not measured end to end).
+Measured in two sittings with other jobs sharing the cores: 120 models in 1 h 56 min wall
+(2026-11-26), the last 15 in 41 min (2026-11-27, after the gather kernel's backward became a
+gather: random-cascade groups 3-9x faster). It resumes where it stopped if rerun with the same
+--workdir.
 
 Expected result (the goals the study checks, written to results.json["goals"]): dense MLP >= 89%
 test accuracy; the best cascade at <= 10% of the dense hidden-layer parameters within 1 point
