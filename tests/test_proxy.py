@@ -83,6 +83,21 @@ def test_single_stage_best_fit_is_the_off_mask_energy(t):
   np.testing.assert_allclose(got, expected, atol=2e-3)
 
 
+def test_fixed_skip_paths_are_not_charged_to_the_fit():
+  # A random table rarely contains lane j's home lane, so its identity skip cannot be cancelled
+  # by the free weights. The fit targets A + (the skip paths' own product), so at depth 1 the
+  # best fit is still the off-mask energy of A, and deeper the residual stays below the
+  # zero-weight value 1 (fitting A alone left residuals of 1.1-1.4 and ranked them last).
+  t = T.make("random", 16, fan_in=3, depth=1, seed=0, skip=True)
+  assert not all(j in row for j, row in enumerate(t.stages[0]))  # some home lane is absent
+  mask = numpy_masks(t)[0]
+  targets = P.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
+  expected = np.mean([np.linalg.norm(a * (1 - mask)) / np.linalg.norm(a) for a in targets])
+  np.testing.assert_allclose(P.fit_scores([t], EXACT)["fit_residual"][0], expected, atol=2e-3)
+  deep = T.make("random", 16, fan_in=2, depth=3, seed=1, skip=True)
+  assert P.fit_scores([deep], P.FitConfig(fit_n=None))["fit_residual"][0] < 1.0
+
+
 def test_butterfly_n4_single_stage_hand_value():
   # Stage 0 of a radix-2 butterfly on 4 lanes pairs lanes (0,1) and (2,3): mask density 1/2.
   t = T.make("butterfly", 4, radix=2, depth=1)
