@@ -27,6 +27,12 @@ gens, 21 directions (2026-11-27, 4 min): NSGA-III 0.527, NSGA-II 0.517, random 0
 Uniform crossover + random-reset mutation (nf_jax.pareto_search.make_algorithm), calibrated on
 the complete study with the skip-offset fit score, 3 seeds, pop 28 x 40 gens, 21 directions
 (2026-11-27): NSGA-III 0.577, NSGA-II 0.572, random 0.488: 1.18 (NOT met) and 1.01 (met).
+Operator and selection experiments (NSGA-III / random, same measure, 2026-11-27, not all on the
+final calibration): SBX + polynomial mutation 1.195 (2 seeds, 40 gens) and 1.167 (3 seeds, 60
+gens) against uniform crossover + random reset 1.259 and 1.209 (adopted); Das-Dennis against
+28 "energy" directions 1.209 vs 1.186; one gene redrawn per child against two 1.204 vs 1.188;
+a rank-based parent tournament 1.209 vs 1.188 (not adopted: within seed noise); pop 56 x 20
+1.16. Every variant kept NSGA-III >= NSGA-II.
 With six objectives about half of all evaluated designs are mutually non-dominated, so random
 sampling already covers much of the normalised box; the gap widens with more generations.
 """

@@ -281,7 +281,7 @@ def make_algorithm(config: SearchConfig):
   recommends for integers) move in a metric the genome does not have. Side by side (pop 28,
   21 directions, the pareto_bench measure), uniform crossover with random reset lifted
   NSGA-III's hypervolume over random search from 1.195x to 1.259x (2 seeds, 40 generations)
-  and from 1.167x to 1.209x (3 seeds, 60 generations); see benchmarks/README.md.
+  and from 1.167x to 1.209x (3 seeds, 60 generations); see benchmarks/pareto_bench.py.
   """
   from pymoo.algorithms.moo.nsga2 import NSGA2
   from pymoo.algorithms.moo.nsga3 import NSGA3
