@@ -32,7 +32,7 @@ final calibration): SBX + polynomial mutation 1.195 (2 seeds, 40 gens) and 1.167
 gens) against uniform crossover + random reset 1.259 and 1.209 (adopted); Das-Dennis against
 28 "energy" directions 1.209 vs 1.186; one gene redrawn per child against two 1.204 vs 1.188;
 a rank-based parent tournament 1.209 vs 1.188 (not adopted: within seed noise); pop 56 x 20
-1.16. Every variant kept NSGA-III >= NSGA-II.
+1.16. Where NSGA-II ran alongside (same operators), NSGA-III stayed ahead of it.
 With six objectives about half of all evaluated designs are mutually non-dominated, so random
 sampling already covers much of the normalised box; the gap widens with more generations.
 """
