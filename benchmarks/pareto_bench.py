@@ -27,6 +27,8 @@ gens, 21 directions (2026-11-27, 4 min): NSGA-III 0.527, NSGA-II 0.517, random 0
 Uniform crossover + random-reset mutation (nf_jax.pareto_search.make_algorithm), calibrated on
 the complete study with the skip-offset fit score, 3 seeds, pop 28 x 40 gens, 21 directions
 (2026-11-27): NSGA-III 0.577, NSGA-II 0.572, random 0.488: 1.18 (NOT met) and 1.01 (met).
+  The same at 100 generations (2800 evaluations per run): 0.625, 0.618, 0.528: 1.18 and 1.01;
+  a bigger budget lifts every algorithm alike.
 Operator and selection experiments (NSGA-III / random, same measure, 2026-11-27, not all on the
 final calibration): SBX + polynomial mutation 1.195 (2 seeds, 40 gens) and 1.167 (3 seeds, 60
 gens) against uniform crossover + random reset 1.259 and 1.209 (adopted); Das-Dennis against
