@@ -46,6 +46,8 @@ def _stage_fwd(h, weight, table, skip, scatter, skip_scatter):
 def _stage_bwd(residuals, g):
   h, weight, table, skip, scatter, skip_scatter = residuals
   n_out, fan_in = table.shape
+  # The gathered input is recomputed, not saved: a residual would hold [batch, n_out, fan_in]
+  # per stage (fan_in times the activations) through the whole backward pass.
   d_weight = jnp.einsum(
     "bj,bjr->jr", g, jnp.take(h, table, axis=1), preferred_element_type=jnp.float32
   ).astype(weight.dtype)
