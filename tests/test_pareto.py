@@ -260,9 +260,15 @@ def test_benchmark_smoke():
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
   hv = bench.benchmark(
-    seeds=1, population=8, generations=1, n_partitions=1, features=("log_params",)
+    seeds=1,
+    population=8,
+    generations=1,
+    n_partitions=1,
+    features=("log_params",),
+    compare_sbx=True,
   )
-  assert set(hv) == set(PA.ALGORITHMS)
+  assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_sbx", "nsga2_sbx"}
+  assert PA.make_algorithm is bench.PS.make_algorithm  # the swap is undone
   for values in hv.values():
     assert len(values) == 1 and 0.0 < values[0] <= 1.1**6
 
