@@ -176,6 +176,31 @@ def _row_groups(table: np.ndarray) -> np.ndarray | None:
   return np.argsort(group_of.reshape(-1), kind="stable").reshape(counts.size, counts[0])
 
 
+@jax.jit  # eager callers (tests, notebooks) would otherwise recompile the loop per draw
+def orthonormal_columns(a: jax.Array) -> jax.Array:
+  """``Q`` of the thin QR factorisation ``a = Q R`` with ``diag(R) > 0``; ``a: float[B, m, k]``,
+  ``m >= k``. For Gaussian ``a`` this ``Q`` is Haar-distributed (Mezzadri 2007, sec. 5).
+
+  Classical Gram-Schmidt with one re-orthogonalisation pass ("twice is enough", Giraud et al.
+  2005), in plain XLA ops rather than ``jnp.linalg.qr``: on CPU that LAPACK call splits its batch
+  over XLA's intra-op thread pool and blocks a pool thread until the pieces finish, so two QRs
+  running side by side (one per stage of a jitted cascade init) can hold both threads of a
+  2-core machine and wait on each other forever. That deadlock hung our CI.
+  """
+  highest = jax.lax.Precision.HIGHEST
+
+  def add_column(i, q):
+    v = jax.lax.dynamic_index_in_dim(a, i, axis=2, keepdims=False)  # [B, m]
+    for _ in range(2):
+      coefficients = jnp.einsum("bmk,bm->bk", q, v, precision=highest)
+      v = v - jnp.einsum("bmk,bk->bm", q, coefficients, precision=highest)
+    v = v / jnp.linalg.norm(v, axis=1, keepdims=True)
+    return jax.lax.dynamic_update_index_in_dim(q, v, i, axis=2)
+
+  # Columns not yet filled are zero, so projecting on all of q projects on the filled ones.
+  return jax.lax.fori_loop(0, a.shape[2], add_column, jnp.zeros_like(a))
+
+
 def _isometric_block_init(table: np.ndarray, variance: float) -> Callable[..., jax.Array]:
   """Initializer drawing each group of rows that share inputs as a scaled orthogonal block.
 
@@ -195,9 +220,7 @@ def _isometric_block_init(table: np.ndarray, variance: float) -> Callable[..., j
 
   def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
     tall, wide = max(rows, fan_in), min(rows, fan_in)
-    draws = jax.random.normal(key, (num_groups, tall, wide), jnp.float32)
-    q, r = jnp.linalg.qr(draws)
-    q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]  # Haar, not QR-biased
+    q = orthonormal_columns(jax.random.normal(key, (num_groups, tall, wide), jnp.float32))
     blocks = q if rows > fan_in else jnp.swapaxes(q, -1, -2)  # [groups, rows, fan_in]
     weight = (
       jnp.zeros(shape, jnp.float32).at[groups.reshape(-1)].set(blocks.reshape(-1, fan_in) * scale)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nf_jax import topology as T
-from nf_jax.layers import SparseCascade
+from nf_jax.layers import SparseCascade, orthonormal_columns
 
 
 def numpy_dense_product(params, t: T.Topology) -> np.ndarray:
@@ -133,3 +133,19 @@ def test_depth_aware_init_keeps_variance_in_band_for_depths_1_to_64(name, params
   assert all(he_left)
   if name != "random":  # Glorot equals 1/fan_in on regular random stages (no skip): it holds.
     assert glorot_left[-1]
+
+
+@pytest.mark.parametrize("shape", [(5, 32, 32), (3, 64, 8), (7, 2, 2)])
+def test_orthonormal_columns_equals_sign_fixed_lapack_qr(shape):
+  a = np.asarray(jax.random.normal(jax.random.key(3), shape))
+  q_ref, r_ref = np.linalg.qr(a.astype(np.float64))  # LAPACK, float64, on the host
+  q_ref = q_ref * np.sign(np.diagonal(r_ref, axis1=-2, axis2=-1))[:, None, :]
+  np.testing.assert_allclose(np.asarray(orthonormal_columns(jnp.asarray(a))), q_ref, atol=2e-6)
+
+
+def test_cascade_init_compiles_without_lapack_qr():
+  """Two jnp.linalg.qr calls running side by side deadlocked XLA:CPU's 2-thread pool in CI;
+  the isometric block init must stay free of that custom call."""
+  t = T.make("block_diagonal", 64, radix=8, depth=3, skip=True)
+  hlo = jax.jit(SparseCascade(t).init).lower(jax.random.key(0), np.zeros((1, 64))).as_text()
+  assert "custom_call" not in hlo
