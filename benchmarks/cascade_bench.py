@@ -40,7 +40,9 @@ flags.DEFINE_list("batch", ["1024"], "Batch sizes B.")
 flags.DEFINE_list("radix", ["2"], "Butterfly radices; depth = log_radix(N).")
 flags.DEFINE_list("mode", ["fwd", "fwd_bwd"], "fwd and/or fwd_bwd (grad wrt x and weights).")
 flags.DEFINE_list(
-  "impls", ["xla_blocked", "pallas", "xla_gather", "dense", "bcoo"], "What to time (rows)."
+  "impls",
+  ["cpu_ffi", "xla_blocked", "pallas", "xla_gather", "dense", "bcoo"],
+  "What to time (rows); cpu_ffi and pallas rows are skipped, with the reason, where they refuse.",
 )
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation and weight dtype.")
 flags.DEFINE_integer("warmup", 2, "Untimed runs (the first also compiles).")
@@ -163,7 +165,7 @@ def run_grid() -> list[dict]:
         for mode in FLAGS.mode:
           results = {}
           for impl in FLAGS.impls:
-            if impl in ("pallas", "xla_blocked"):
+            if impl in ("pallas", "xla_blocked", "cpu_ffi"):
               try:
                 kernels.choose_impl(x, t, impl, block_sizes)
               except ValueError as err:

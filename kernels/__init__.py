@@ -1,5 +1,6 @@
 """Sparse-cascade matmul kernels, imported as ``nf_jax.kernels`` (source folder ``kernels/``)."""
 
+from nf_jax.kernels import cpu_ffi as cpu_ffi
 from nf_jax.kernels.api import IMPLEMENTATIONS as IMPLEMENTATIONS
 from nf_jax.kernels.api import cascade_matmul as cascade_matmul
 from nf_jax.kernels.api import choose_impl as choose_impl

@@ -8,13 +8,20 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from absl import logging
-from nf_jax.kernels import custom_vjp, pallas_cascade, structure, xla_blocked, xla_gather
+from nf_jax.kernels import (
+  cpu_ffi,
+  custom_vjp,
+  pallas_cascade,
+  structure,
+  xla_blocked,
+  xla_gather,
+)
 from nf_jax.kernels.block_sizes import BlockSizes
 
 from nf_jax.topology import Topology
 
-# Implementations in order of preference; "auto" picks the first that supports the call.
-IMPLEMENTATIONS = ("pallas", "xla_blocked", "xla_gather")
+# All implementations; see choose_impl for the order "auto" tries them in on each backend.
+IMPLEMENTATIONS = ("pallas", "cpu_ffi", "xla_blocked", "xla_gather")
 
 # Bytes of one fused-kernel batch tile (all lanes of the widest stage, float32) that should stay
 # on chip: an H100 SM has a 256 KiB register file (64K 32-bit registers; NVIDIA H100 Tensor Core
@@ -57,6 +64,8 @@ def _refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | No
   """Why ``impl`` cannot run ``topology`` (None when it can)."""
   if impl == "xla_gather":
     return None
+  if impl == "cpu_ffi":
+    return cpu_ffi.refusal()
   plan = structure.plan_topology(topology)
   if plan.stages is None:
     return plan.reason
@@ -73,8 +82,10 @@ def choose_impl(
 
   ``"auto"`` picks ``pallas`` on GPU/TPU when the fused kernel handles the topology and a batch
   tile fits on chip, else ``xla_blocked`` when every stage is block structured, else
-  ``xla_gather``. An explicit ``impl`` that cannot handle the topology raises ValueError saying
-  why.
+  ``xla_gather``. On CPU it picks ``cpu_ffi`` (any topology) when its C++ kernel builds, else
+  ``xla_blocked`` or ``xla_gather`` with the build failure in the logged reason. Batches of at
+  most ``SMALL_BATCH`` rows go to ``xla_gather`` on CPU. An explicit ``impl`` that cannot handle
+  the topology raises ValueError saying why.
   """
   backend = jax.default_backend()
   block_sizes = block_sizes or BlockSizes.get_default(backend)
@@ -105,9 +116,14 @@ def choose_impl(
       f"{backend}: batch of {rows} rows <= {SMALL_BATCH}: a per-stage gather compiles fastest and "
       "is as fast at this size (e.g. Flax init)"
     )
+  native = _refusal("cpu_ffi", topology, block_sizes)
+  if native is None:
+    return "cpu_ffi", f"{backend}: the C++ kernel runs every stage of a batch tile in cache"
   if blocked is None:
-    return "xla_blocked", f"{backend}: {structure.plan_topology(topology).reason}"
-  return "xla_gather", f"{backend}: xla_blocked refused ({blocked})"
+    return "xla_blocked", (
+      f"{backend}: cpu_ffi refused ({native}); {structure.plan_topology(topology).reason}"
+    )
+  return "xla_gather", f"{backend}: cpu_ffi refused ({native}); xla_blocked refused ({blocked})"
 
 
 def cascade_matmul(
@@ -140,7 +156,8 @@ def cascade_matmul(
     chosen, reason = "pallas", "interpret=True asks for the fused kernel in interpreter mode"
   else:
     chosen, reason = choose_impl(x, topology, impl, block_sizes)
-  if impl == "auto" and chosen != IMPLEMENTATIONS[0]:
+  preferred = "cpu_ffi" if backend == "cpu" else "pallas"
+  if impl == "auto" and chosen != preferred and not (interpret and chosen == "pallas"):
     logging.info("cascade_matmul falls back to %s: %s", chosen, reason)
   else:
     logging.log_first_n(logging.DEBUG, "cascade_matmul: %s (%s)", 8, chosen, reason)
@@ -148,6 +165,8 @@ def cascade_matmul(
   flat = x.reshape(-1, topology.n_in)
   if chosen == "xla_gather":
     out = xla_gather.cascade_matmul_gather(flat, weights, topology)
+  elif chosen == "cpu_ffi":
+    out = cpu_ffi.cascade_matmul_cpu(flat, weights, topology)
   else:
     stages = structure.plan_topology(topology).stages
     if chosen == "xla_blocked":

@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+from nf_jax import kernels
+
+CPU_FFI = ("cpu_ffi",) if kernels.cpu_ffi.refusal() is None else ()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -34,7 +37,7 @@ def test_cascade_bench_prints_a_row_per_implementation(tmp_path):
   impls = {(r["radix"], r["mode"], r["impl"]) for r in rows}
   for radix in ("2", "4"):
     for mode in ("fwd", "fwd_bwd"):
-      for impl in ("xla_blocked", "pallas", "xla_gather", "dense", "bcoo"):
+      for impl in ("xla_blocked", "pallas", "xla_gather", "dense", "bcoo", *CPU_FFI):
         assert (radix, mode, impl) in impls
   # The dense row's speedup over itself is exactly 1 (the ratio column is wired to the baseline).
   assert all(float(r["x_dense"]) == 1.0 for r in rows if r["impl"] == "dense")

@@ -30,16 +30,19 @@ TOPOLOGIES = {
   "block_diagonal_skip": dict(name="block_diagonal", n=32, radix=4, skip=True),
 }
 
+# cpu_ffi runs any topology on the CPU backend (CI installs the C++ compiler it builds with).
+CPU_FFI = ("cpu_ffi",) if kernels.cpu_ffi.refusal() is None else ()
+
 # Which explicit implementations must accept each topology (the others must refuse it).
 SUPPORTED = {
-  "butterfly_r2": ("pallas", "xla_blocked", "xla_gather"),
-  "butterfly_r4_skip": ("pallas", "xla_blocked", "xla_gather"),
-  "butterfly_r16": ("pallas", "xla_blocked", "xla_gather"),
-  "parallel_skip": ("pallas", "xla_blocked", "xla_gather"),
-  "rectangular_skip": ("pallas", "xla_blocked", "xla_gather"),
-  "random": ("xla_gather",),
-  "clos": ("pallas", "xla_blocked", "xla_gather"),
-  "block_diagonal_skip": ("xla_blocked", "xla_gather"),
+  "butterfly_r2": ("pallas", "xla_blocked", "xla_gather") + CPU_FFI,
+  "butterfly_r4_skip": ("pallas", "xla_blocked", "xla_gather") + CPU_FFI,
+  "butterfly_r16": ("pallas", "xla_blocked", "xla_gather") + CPU_FFI,
+  "parallel_skip": ("pallas", "xla_blocked", "xla_gather") + CPU_FFI,
+  "rectangular_skip": ("pallas", "xla_blocked", "xla_gather") + CPU_FFI,
+  "random": ("xla_gather",) + CPU_FFI,
+  "clos": ("pallas", "xla_blocked", "xla_gather") + CPU_FFI,
+  "block_diagonal_skip": ("xla_blocked", "xla_gather") + CPU_FFI,
 }
 
 
@@ -175,7 +178,7 @@ def test_pallas_backward_programs_walk_several_tiles():
     assert rel_err(g, w) < TOLERANCE[jnp.float32], f"dW[{s}]"
 
 
-@pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather"])
+@pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather", *CPU_FFI])
 def test_vmap_matches_batched_call(impl):
   t = make("butterfly_r4_skip")
   x, ws = random_args(t, 12, jnp.float32)
@@ -214,7 +217,7 @@ def test_gather_gradients_with_traced_per_model_tables():
       assert rel_err(dws[s][m], want[s]) < TOLERANCE[jnp.float32], f"model {m} dW[{s}]"
 
 
-@pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather"])
+@pytest.mark.parametrize("impl", ["pallas", "xla_blocked", "xla_gather", *CPU_FFI])
 def test_second_call_does_not_retrace(impl):
   t = make("butterfly_r2")
 
@@ -240,14 +243,19 @@ def test_unsupported_impl_raises_with_reason(key):
       kernels.cascade_matmul(x, ws, t, impl, interpret=INTERPRET)
 
 
-def test_auto_choice_and_fallback_log(caplog):
+def test_auto_choice_and_fallback_log(caplog, monkeypatch):
   butterfly, rand = make("butterfly_r2"), make("random")
   x = jnp.zeros((16, butterfly.n_in))
   on_cpu = jax.default_backend() == "cpu"
-  assert kernels.choose_impl(x, butterfly)[0] == ("xla_blocked" if on_cpu else "pallas")
+  preferred = ("cpu_ffi" if CPU_FFI else "xla_blocked") if on_cpu else "pallas"
+  assert kernels.choose_impl(x, butterfly)[0] == preferred
   if on_cpu:
     impl, reason = kernels.choose_impl(x[:1], butterfly)
     assert impl == "xla_gather" and "batch of 1 rows" in reason
+    # Without the C++ kernel, auto says why and takes the XLA paths.
+    monkeypatch.setattr(kernels.cpu_ffi, "refusal", lambda: "no C++ compiler 'g++' on PATH")
+    impl, reason = kernels.choose_impl(x, butterfly)
+    assert impl == "xla_blocked" and "cpu_ffi refused (no C++ compiler" in reason
   impl, reason = kernels.choose_impl(jnp.zeros((16, rand.n_in)), rand)
   assert impl == "xla_gather" and "rows do not form groups" in reason
   caplog.set_level(logging.INFO, logger="absl")
