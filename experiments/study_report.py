@@ -11,7 +11,10 @@ the two plots of :func:`nf_jax.sweep.plot`, and ``report.md`` with
   butterfly + skip, the gap, and whether the gap is within one standard error of the difference
   (a tie) or not;
 * the init ablation: depth-aware against per-sublayer He at the same depth-32 topology;
-* the issue's goals (dense >= 89%; best cascade at <= 10% density within 1 point of dense).
+* the issue's goals (dense >= 89%; best cascade at <= 10% density within 1 point of dense);
+* with ``--reference=<results.csv>`` (another run of the same study), a reproduction table: each
+  configuration's mean here against the reference, and how many differ by more than two
+  standard errors of the difference.
 
 Command (seconds; no training)::
 
@@ -110,7 +113,45 @@ def ablation_rows(summary: Sequence[dict[str, Any]]) -> list[tuple[dict, dict]]:
   return pairs
 
 
-def report_markdown(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]]) -> str:
+def reproduction_lines(
+  summary: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]], reference_name: str
+) -> list[str]:
+  """Markdown comparing each configuration's mean accuracy with another run's (points)."""
+  key = lambda s: tuple(str(s[c]) for c in sweep.CONFIG_COLUMNS)  # noqa: E731
+  theirs = {key(s): s for s in reference}
+  pairs = [(s, theirs[key(s)]) for s in summary if key(s) in theirs]
+  pairs = [
+    (a, b)
+    for a, b in pairs
+    if math.isfinite(a["test_accuracy_mean"]) and math.isfinite(b["test_accuracy_mean"])
+  ]
+  if not pairs:
+    return ["", f"## Reproduction of {reference_name}", "", "No configuration in common."]
+  diffs = np.array([a["test_accuracy_mean"] - b["test_accuracy_mean"] for a, b in pairs]) * 100
+  se = np.array([math.hypot(_stderr(a), _stderr(b)) for a, b in pairs]) * 100
+  outside = int(np.sum(np.abs(diffs) > 2 * se))
+  lines = [
+    "",
+    f"## Reproduction of {reference_name}",
+    "",
+    f"{len(pairs)} configurations with finite accuracy in both runs. Difference (this run minus "
+    f"the reference), points: mean {diffs.mean():+.2f}, mean absolute {np.abs(diffs).mean():.2f}"
+    f", largest {diffs[np.argmax(np.abs(diffs))]:+.2f}; {outside} of {len(pairs)} differ by more "
+    "than two standard errors of the difference (about 5% would by chance).",
+    "",
+    "| configuration | this run | reference | difference | 2 s.e. |",
+    "|---|---|---|---|---|",
+  ]
+  for (a, b), d, e in sorted(zip(pairs, diffs, se), key=lambda p: -abs(p[1])):
+    lines.append(f"| {_label(a)} | {_pts(a)} | {_pts(b)} | {d:+.2f} | {2 * e:.2f} |")
+  return lines
+
+
+def report_markdown(
+  rows: Sequence[dict[str, Any]],
+  summary: Sequence[dict[str, Any]],
+  reference: tuple[str, Sequence[dict[str, Any]]] | None = None,
+) -> str:
   goals = sweep.check_goals(summary)
   seconds = float(np.nansum([float(r["seconds"] or "nan") for r in rows]))
   lines = [
@@ -183,6 +224,8 @@ def report_markdown(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, 
       f"| {_label(s)} | {s['num_params']:,} | {100 * s['density']:.2f}% | {_pts(s)} | "
       f"{s['seeds']} | {s['diverged']} |"
     )
+  if reference is not None:
+    lines += reproduction_lines(summary, reference[1], reference[0])
   return "\n".join(lines) + "\n"
 
 
@@ -208,15 +251,26 @@ def merged_rows(studies: Sequence[str]) -> list[dict[str, str]]:
   return rows
 
 
-def write_report(studies: str | Sequence[str], out: str) -> dict[str, Any]:
-  """Writes the committed artefacts of the study workdir(s) into ``out``; returns the goals."""
+def write_report(
+  studies: str | Sequence[str], out: str, reference: str | None = None
+) -> dict[str, Any]:
+  """Writes the committed artefacts of the study workdir(s) into ``out``; returns the goals.
+
+  ``reference``: a ``results.csv`` of another run of the study, compared in ``report.md``.
+  """
   rows = merged_rows([studies] if isinstance(studies, str) else studies)
   summary = sweep.summarise(rows)
+  ref = None
+  if reference:
+    ref_rows = sweep.read_results(reference)
+    if not ref_rows:
+      raise FileNotFoundError(f"--reference={reference} has no rows")
+    ref = (reference, sweep.summarise(ref_rows))
   os.makedirs(out, exist_ok=True)
   sweep.write_results(os.path.join(out, "results.csv"), rows)
   sweep.write_summary_csv(os.path.join(out, "summary.csv"), summary)
   sweep.plot(summary, out)
-  io_utils.atomic_write_text(os.path.join(out, "report.md"), report_markdown(rows, summary))
+  io_utils.atomic_write_text(os.path.join(out, "report.md"), report_markdown(rows, summary, ref))
   return sweep.check_goals(summary)
 
 
@@ -225,7 +279,7 @@ FLAGS = flags.FLAGS
 
 def main(argv: Sequence[str]) -> None:
   del argv
-  goals = write_report(FLAGS.study, FLAGS.out)
+  goals = write_report(FLAGS.study, FLAGS.out, FLAGS.reference or None)
   print(f"wrote {FLAGS.out}/report.md; goals: {goals}")
 
 
@@ -234,4 +288,7 @@ if __name__ == "__main__":
     "study", ["runs/topology_study"], "Study workdir(s) holding results.csv (merged in order)."
   )
   flags.DEFINE_string("out", "experiments/results/topology_study", "Output folder.")
+  flags.DEFINE_string(
+    "reference", "", "Optional results.csv of another run of the study, compared in report.md."
+  )
   app.run(main)
