@@ -101,65 +101,75 @@ def refusal() -> str | None:
   return None
 
 
-@functools.lru_cache(maxsize=256)
-def _packed(topology: Topology) -> tuple[np.ndarray, np.ndarray]:
-  """``(tables int32[T], layout int32[D, 6])`` in ``cpu_cascade.cc``'s operand format."""
-  offsets = np.cumsum([0] + [t.size for t in topology.stages])
-  skip_parts, skip_offsets, position = [], [], int(offsets[-1])
-  for skip in topology.skips:
-    skip_offsets.append(position)
-    if skip is not None:
-      skip_parts.append(skip.reshape(-1))
-      position += skip.size
-  tables = np.concatenate([t.reshape(-1) for t in topology.stages] + skip_parts)
-  layout = np.array(
-    [
-      (n_in, table.shape[0], table.shape[1], offset, 0 if skip is None else skip.shape[1], skip_at)
-      for n_in, table, offset, skip, skip_at in zip(
-        topology.stage_n_in, topology.stages, offsets, topology.skips, skip_offsets
-      )
-    ],
-    np.int32,
+def _layout(topology: Topology) -> np.ndarray:
+  """``int32[D, 6]``: per stage n_in, n_out, fan_in, table offset, skip_r, skip offset.
+
+  Reads only the tables' shapes, so it also serves topologies with traced tables.
+  """
+  sizes = [t.shape[0] * t.shape[1] for t in topology.stages]
+  offsets = np.cumsum([0] + sizes)
+  rows, position = [], int(offsets[-1])
+  for n_in, table, offset, skip in zip(
+    topology.stage_n_in, topology.stages, offsets, topology.skips
+  ):
+    skip_r = 0 if skip is None else skip.shape[1]
+    rows.append((n_in, table.shape[0], table.shape[1], offset, skip_r, position))
+    position += table.shape[0] * skip_r
+  return np.array(rows, np.int32)
+
+
+def _flat_tables(topology: Topology) -> np.ndarray | jax.Array:
+  """``int32[T]``: every stage table, then every skip table, flattened, in ``_layout`` order.
+
+  A numpy array for static tables; a traced array for a sweep's per-model tables
+  (``nf_jax.train``), which go through the same kernel as data.
+  """
+  parts = [t.reshape(-1) for t in topology.stages]
+  parts += [k.reshape(-1) for k in topology.skips if k is not None]
+  if all(isinstance(p, np.ndarray) for p in parts):
+    return np.concatenate(parts).astype(np.int32)
+  return jnp.concatenate([jnp.asarray(p, jnp.int32) for p in parts])
+
+
+def _forward(x, flat_w, tables, layout, n_out):
+  out = jax.ShapeDtypeStruct((x.shape[0], n_out), jnp.float32)
+  call = jax.ffi.ffi_call("nf_cascade_forward", out, vmap_method="sequential")
+  return call(x, flat_w, tables, layout)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _fused(x, flat_w, tables, layout, n_out):
+  """``(x f32[B, n_in], flat_w f32[W], tables s32[T], layout s32[D, 6]) -> f32[B, n_out]``."""
+  return _forward(x, flat_w, tables, layout, n_out)
+
+
+def _fused_fwd(x, flat_w, tables, layout, n_out):
+  return _forward(x, flat_w, tables, layout, n_out), (x, flat_w, tables, layout)
+
+
+def _fused_bwd(n_out, residuals, g):
+  x, flat_w, tables, layout = residuals
+  shapes = (
+    jax.ShapeDtypeStruct(x.shape, jnp.float32),
+    jax.ShapeDtypeStruct(flat_w.shape, jnp.float32),
   )
-  return tables.astype(np.int32), layout
+  call = jax.ffi.ffi_call("nf_cascade_backward", shapes, vmap_method="sequential")
+  dx, dw = call(x, flat_w, tables, layout, g)
+  return dx, dw, None, None
 
 
-@functools.lru_cache(maxsize=256)
-def _fused(topology: Topology):
-  """A ``custom_vjp`` function ``(x f32[B, n_in], flat_w f32[W]) -> f32[B, n_out]``."""
-  tables, layout = _packed(topology)
-
-  def forward(x, flat_w):
-    out = jax.ShapeDtypeStruct((x.shape[0], topology.n_out), jnp.float32)
-    call = jax.ffi.ffi_call("nf_cascade_forward", out, vmap_method="sequential")
-    return call(x, flat_w, jnp.asarray(tables), jnp.asarray(layout))
-
-  @jax.custom_vjp
-  def fused(x, flat_w):
-    return forward(x, flat_w)
-
-  def fused_fwd(x, flat_w):
-    return forward(x, flat_w), (x, flat_w)
-
-  def fused_bwd(residuals, g):
-    x, flat_w = residuals
-    shapes = (
-      jax.ShapeDtypeStruct(x.shape, jnp.float32),
-      jax.ShapeDtypeStruct(flat_w.shape, jnp.float32),
-    )
-    call = jax.ffi.ffi_call("nf_cascade_backward", shapes, vmap_method="sequential")
-    return tuple(call(x, flat_w, jnp.asarray(tables), jnp.asarray(layout), g))
-
-  fused.defvjp(fused_fwd, fused_bwd)
-  return fused
+_fused.defvjp(_fused_fwd, _fused_bwd)
 
 
 def cascade_matmul_cpu(x: jax.Array, weights: Sequence[jax.Array], topology: Topology) -> jax.Array:
   """All stages in one FFI call: ``x: [batch, n_in] -> float32[batch, n_out]``.
+
+  ``topology``'s tables may be traced (vmapped per-model tables); the kernel reads them as data.
 
   Raises:
     BuildError: the kernel cannot be built here (the message says why).
   """
   _load()
   flat_w = jnp.concatenate([w.reshape(-1).astype(jnp.float32) for w in weights])
-  return _fused(topology)(x.astype(jnp.float32), flat_w)
+  tables, layout = _flat_tables(topology), jnp.asarray(_layout(topology))
+  return _fused(x.astype(jnp.float32), flat_w, tables, layout, topology.n_out)

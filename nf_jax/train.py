@@ -222,8 +222,8 @@ def forward(
   """Logits ``[batch, classes]`` of ``x: [batch, d_in]``; ``topologies=None`` for dense.
 
   ``impl`` goes to :func:`nf_jax.kernels.cascade_matmul`; topologies whose tables are traced
-  (per-model tables in a sweep) must use ``"xla_gather"``, the one kernel that reads the
-  tables as data rather than planning on them in numpy.
+  (per-model tables in a sweep) must use ``"xla_gather"`` or ``"cpu_ffi"``, the kernels that
+  read the tables as data rather than planning on them in numpy.
   """
   h = x
   num_layers = len([k for k in params if k.startswith("layer_")])
@@ -364,7 +364,8 @@ def _compiled_fns(
 ) -> tuple[Callable, Callable]:
   """Jitted ``(train_step, eval_step)`` over the model axis, cached per topology and config."""
   optimizer = make_optimizer(config, total_steps)
-  impl = "xla_gather" if traced else "auto"
+  # Per-model tables are data, not constants: only the gather and the C++ kernel read them so.
+  impl = ("cpu_ffi" if kernels.cpu_ffi.refusal() is None else "xla_gather") if traced else "auto"
 
   def topologies(tables):
     if reference is None:

@@ -199,8 +199,10 @@ def test_vmap_matches_batched_call(impl):
   assert rel_err(run(x3, ws, t, impl).reshape(12, -1), want) < TOLERANCE[jnp.float32]
 
 
-def test_gather_gradients_with_traced_per_model_tables():
-  """Vmapped models whose tables differ (a sweep of random draws) use padded transposed tables."""
+@pytest.mark.parametrize("impl", ["xla_gather", *CPU_FFI])
+def test_gradients_with_traced_per_model_tables(impl):
+  """Vmapped models whose tables differ (a sweep of random draws): the kernels that read tables
+  as data (the gather with padded transposed tables, and the C++ kernel)."""
   from nf_jax import train
 
   tops = [T.make("random", 32, n_in=24, fan_in=3, depth=2, skip=True, seed=s) for s in range(3)]
@@ -213,7 +215,7 @@ def test_gather_gradients_with_traced_per_model_tables():
   cot = jnp.asarray(rng.standard_normal((5, 32)), jnp.float32)
 
   def loss(ws, x, tables):
-    y = kernels.cascade_matmul(x, ws, train._bind(tops[0], tables), "xla_gather")
+    y = kernels.cascade_matmul(x, ws, train._bind(tops[0], tables), impl)
     return jnp.sum(y * cot)
 
   dws, dxs = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(0, None, 0)))(ws, x, tables)
