@@ -35,10 +35,10 @@ Command::
   python experiments/main.py --workdir=runs/topology_study \
       --config=experiments/configs/topology_study.py
 
-Expected runtime on 2 CPU cores: about 2-2.5 hours (projected, not measured end to end).
-Measured in two sittings with other jobs sharing the cores: 120 models in 1 h 56 min wall
-(2026-11-26), the last 15 in 41 min (2026-11-27, after the gather kernel's backward became a
-gather: random-cascade groups 3-9x faster). It resumes where it stopped if rerun with the same
+Expected runtime on 2 CPU cores: about 75 minutes. Measured 2026-11-27 from a clean clone:
+74 min wall in two sittings of this command (the second resumed the same --workdir after a
+commit that moved random cascades onto the C++ kernel; experiments/README.md), including 4 min
+paused and other jobs sharing the cores. It resumes where it stopped if rerun with the same
 --workdir.
 
 Expected result (the goals the study checks, written to results.json["goals"]): dense MLP >= 89%
@@ -60,8 +60,8 @@ def cascade_grid() -> list[dict]:
     grid.append(dict(name="butterfly", radix=radix, depth=depth))
   for radix, width, depth in ((32, 2, 2), (2, 2, 10), (2, 4, 10), (2, 2, DEPTH_DEEP)):
     grid.append(dict(name="parallel_butterfly", radix=radix, width=width, depth=depth, seed=0))
-  # Random cascades run on the gather kernel (several times slower on CPU than xla_blocked), so
-  # their density axis sits at depth 2 and only one point is deep (depth 10).
+  # Random cascades were the slowest groups when they ran on the gather kernel, so their density
+  # axis sits at depth 2 and only one point is deep (depth 10).
   for fan_in, depth in ((8, 2), (16, 2), (32, 2), (2, 10)):
     grid.append(dict(name="random", fan_in=fan_in, depth=depth, seed="train_seed"))
   for radix, depth in ((32, 2), (2, 10), (4, 10), (8, 10), (2, DEPTH_DEEP)):
@@ -94,8 +94,8 @@ def get_config(arg: str | None = None):
   config.seeds = (0, 1, 2)
   config.models = [dict(entry, skip=skip) for entry in cascade_grid() for skip in (False, True)]
   config.models = config.models + init_ablation()
-  # 4 epochs: ~28 min per epoch of the whole grid on 2 idle cores (experiments/README.md), so
-  # the study fits the 2-hour goal only at about this length.
+  # 4 epochs: the whole grid took 74 min on 2 cores (experiments/README.md); about 6 would
+  # reach the 2-hour goal's limit.
   config.train.num_epochs = 4
   config.train.learning_rate = 1e-3
   return default.runlocal(config, keep=3) if arg == "runlocal" else config
