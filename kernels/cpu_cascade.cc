@@ -267,18 +267,46 @@ ffi::Error CheckActivations(const char* name, ffi::Span<const int64_t> dims, int
   return ffi::Error::Success();
 }
 
-ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
-                       ffi::Buffer<ffi::S32> tables, ffi::Buffer<ffi::S32> layout,
-                       ffi::ResultBuffer<ffi::F32> y) {
-  std::vector<Stage> stages;
-  if (auto err = ParseLayout(layout, weights.element_count(), tables.element_count(), &stages);
+// Parses the layout and checks the operands shared by both calls, including every table entry
+// (traced per-model tables are data, and an index past its stage's input would read outside
+// the tile): sets `stages` and `batch`.
+ffi::Error ValidateCall(const ffi::Buffer<ffi::F32>& x, const ffi::Buffer<ffi::F32>& weights,
+                        const ffi::Buffer<ffi::S32>& tables, const ffi::Buffer<ffi::S32>& layout,
+                        std::vector<Stage>* stages, int64_t* batch) {
+  if (auto err = ParseLayout(layout, weights.element_count(), tables.element_count(), stages);
       err.failure()) {
     return err;
   }
   if (x.dimensions().size() != 2) return ffi::Error::InvalidArgument("cpu_cascade: x must be 2-D");
-  const int64_t batch = x.dimensions()[0];
+  *batch = x.dimensions()[0];
+  const int32_t* tp = tables.typed_data();
+  for (size_t s = 0; s < stages->size(); ++s) {
+    const Stage& st = (*stages)[s];
+    const auto in_range = [&](int64_t offset, int64_t count) {
+      for (int64_t e = offset; e < offset + count; ++e) {
+        if (tp[e] < 0 || tp[e] >= st.n_in) return false;
+      }
+      return true;
+    };
+    if (!in_range(st.offset, st.n_out * st.fan_in) ||
+        !in_range(st.skip_offset, st.n_out * st.skip_r)) {
+      return ffi::Error::InvalidArgument("cpu_cascade: stage " + std::to_string(s) +
+                                         " has a table entry outside [0, " +
+                                         std::to_string(st.n_in) + ")");
+    }
+  }
+  return CheckActivations("x", x.dimensions(), *batch, stages->front().n_in);
+}
+
+ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
+                       ffi::Buffer<ffi::S32> tables, ffi::Buffer<ffi::S32> layout,
+                       ffi::ResultBuffer<ffi::F32> y) {
+  std::vector<Stage> stages;
+  int64_t batch = 0;
+  if (auto err = ValidateCall(x, weights, tables, layout, &stages, &batch); err.failure()) {
+    return err;
+  }
   const int64_t n_in = stages.front().n_in, n_out = stages.back().n_out;
-  if (auto err = CheckActivations("x", x.dimensions(), batch, n_in); err.failure()) return err;
   if (auto err = CheckActivations("y", y->dimensions(), batch, n_out); err.failure()) return err;
   const float* xp = x.typed_data();
   const float* wp = weights.typed_data();
@@ -312,14 +340,11 @@ ffi::Error BackwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
                         ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> dx,
                         ffi::ResultBuffer<ffi::F32> dw) {
   std::vector<Stage> stages;
-  if (auto err = ParseLayout(layout, weights.element_count(), tables.element_count(), &stages);
-      err.failure()) {
+  int64_t batch = 0;
+  if (auto err = ValidateCall(x, weights, tables, layout, &stages, &batch); err.failure()) {
     return err;
   }
-  if (x.dimensions().size() != 2) return ffi::Error::InvalidArgument("cpu_cascade: x must be 2-D");
-  const int64_t batch = x.dimensions()[0];
   const int64_t n_in = stages.front().n_in, n_out = stages.back().n_out;
-  if (auto err = CheckActivations("x", x.dimensions(), batch, n_in); err.failure()) return err;
   if (auto err = CheckActivations("g", g.dimensions(), batch, n_out); err.failure()) return err;
   if (auto err = CheckActivations("dx", dx->dimensions(), batch, n_in); err.failure()) return err;
   const int64_t num_weights = weights.element_count();

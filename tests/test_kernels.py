@@ -342,3 +342,17 @@ def test_pallas_lowers_to_triton_on_a_cpu_host(name, n, kwargs):
   for fn in (fwd, grad):
     exported = export.export(jax.jit(fn), platforms=["cuda"], disabled_checks=[triton_call])(x, ws)
     assert "xla.gpu.triton" in exported.mlir_module()
+
+
+@pytest.mark.skipif(not CPU_FFI, reason="cpu_ffi runs on the CPU backend with a C++ compiler")
+def test_cpu_ffi_rejects_a_table_entry_outside_its_stage():
+  """Traced tables are data: a bad index must be an error, never an out-of-bounds read."""
+  from nf_jax import train
+
+  t = T.make("random", 32, n_in=24, fan_in=3, depth=2, seed=0)
+  x, ws = random_args(t, 4, jnp.float32)
+  bad = np.array(t.stages[1])
+  bad[5, 1] = 32  # stage 1 reads a 32-lane input: valid entries are 0..31
+  tables = ([t.stages[0], jnp.asarray(bad)], list(t.skips), list(t.scatters), list(t.skip_scatters))
+  with pytest.raises(Exception, match=r"stage 1 has a table entry outside \[0, 32\)"):
+    jax.block_until_ready(kernels.cascade_matmul(x, ws, train._bind(t, tables), "cpu_ffi"))
