@@ -317,8 +317,8 @@ ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> weights,
   const int64_t num_tiles = (batch + B - 1) / B;
   ParallelTiles(num_tiles, NumThreads(), [&](int64_t first, int64_t end, int64_t worker) {
     // One allocation for both buffers, the second offset by a few cache lines (different per
-    // worker) so that partner rows of the two buffers and of the two workers do not map to the
-    // same cache sets.
+    // worker): a precaution against the two buffers' rows sharing cache sets. Measured with it,
+    // 5.1-7.7 ms forward at N = 4096, B = 1024, depth 12 (5.7 ms before): within the spread.
     const int64_t pad = 16 * (1 + 2 * worker);
     Aligned buffers(2 * width * B + pad * 2);
     for (int64_t tile = first; tile < end; ++tile) {

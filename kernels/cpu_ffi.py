@@ -1,9 +1,10 @@
 """``cpu_ffi``: the whole cascade per batch tile in one C++ XLA FFI call (CPU only).
 
-XLA:CPU makes one memory pass per stage and per gather; ``cpu_cascade.cc`` holds a 16-row
-batch tile lane-major in cache and runs every stage on it, so any gather table vectorises as
-row multiply-adds (see the file's header). The backward pass is a second FFI call that
-recomputes the tile's forward pass and returns ``dx`` and ``dW`` (a ``custom_vjp``).
+XLA:CPU makes one memory pass per stage and per gather; ``cpu_cascade.cc`` holds a batch tile
+(8 rows forward, 16 backward) lane-major in cache and runs every stage on it, so any gather
+table vectorises as row multiply-adds (see the file's header). The backward pass is a second
+FFI call that recomputes the tile's forward pass and returns ``dx`` and ``dW`` (a
+``custom_vjp``).
 
 The source is compiled on first use with the system C++ compiler (``$CXX``, else ``g++``) at
 ``-O3 -march=native`` into ``$NF_JAX_CACHE`` (default ``~/.cache/nf_jax``), keyed by a hash of

@@ -365,7 +365,12 @@ def _compiled_fns(
   """Jitted ``(train_step, eval_step)`` over the model axis, cached per topology and config."""
   optimizer = make_optimizer(config, total_steps)
   # Per-model tables are data, not constants: only the gather and the C++ kernel read them so.
-  impl = ("cpu_ffi" if kernels.cpu_ffi.refusal() is None else "xla_gather") if traced else "auto"
+  impl = "auto"
+  if traced:
+    native = kernels.cpu_ffi.refusal()
+    impl = "cpu_ffi" if native is None else "xla_gather"
+    if native is not None:
+      logging.info("per-model tables train on xla_gather: cpu_ffi refused (%s)", native)
 
   def topologies(tables):
     if reference is None:
