@@ -7,9 +7,9 @@ Command (embedded default, offline, 2 CPU cores)::
 
   python -m nf_jax.pareto --workdir=runs/pareto-demo
 
-Flags: ``--seed --population --generations --workdir --algorithm --n_partitions --accuracy
---calibration --features --fit_steps --train_steps --max_area --max_power --min_accuracy --batch
---resume --distributed``.
+Flags: ``--seed --population --generations --workdir --algorithm --n_partitions
+--inner_partitions --accuracy --calibration --features --fit_steps --train_steps --max_area
+--max_power --min_accuracy --batch --resume --distributed``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ from nf_jax.pareto_search import make_algorithm as make_algorithm
 from nf_jax.pareto_search import make_problem as make_problem
 from nf_jax.pareto_search import memoise as memoise
 from nf_jax.pareto_search import nondominated as nondominated
+from nf_jax.pareto_search import num_ref_dirs as num_ref_dirs
 from nf_jax.pareto_search import picks as picks
 from nf_jax.pareto_search import proxy_accuracy_fn as proxy_accuracy_fn
+from nf_jax.pareto_search import reference_directions as reference_directions
 from nf_jax.pareto_search import run as run
 from nf_jax.pareto_search import summary_table as summary_table
 from nf_jax.pareto_search import train_accuracy_fn as train_accuracy_fn
@@ -48,10 +50,13 @@ from nf_jax.pareto_search import write_outputs as write_outputs
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Output folder (default ./runs/pareto-<UTC timestamp>).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_integer("population", 56, "Designs per generation.")
-flags.DEFINE_integer("generations", 20, "Generations.")
+flags.DEFINE_integer("population", 28, "Designs per generation.")
+flags.DEFINE_integer("generations", 40, "Generations.")
 flags.DEFINE_enum("algorithm", "nsga3", ALGORITHMS, "Search algorithm.")
-flags.DEFINE_integer("n_partitions", 3, "Das-Dennis partitions (reference directions).")
+flags.DEFINE_integer("n_partitions", 2, "Das-Dennis partitions of the outer reference layer.")
+flags.DEFINE_integer(
+  "inner_partitions", 1, "Das-Dennis partitions of the inner reference layer (0: none)."
+)
 flags.DEFINE_enum("accuracy", "proxy", ACCURACY_MODES, "Accuracy source.")
 flags.DEFINE_string("calibration", C.DEFAULT_CSV, "Results CSV for the accuracy calibration.")
 flags.DEFINE_list("features", list(C.DEFAULT_FEATURES), "Calibration features.")
@@ -75,6 +80,7 @@ def config_from_flags() -> SearchConfig:
     generations=FLAGS.generations,
     algorithm=FLAGS.algorithm,
     n_partitions=FLAGS.n_partitions,
+    inner_partitions=FLAGS.inner_partitions,
     accuracy=FLAGS.accuracy,
     calibration=FLAGS.calibration,
     features=tuple(FLAGS.features),

@@ -25,7 +25,9 @@ from nf_jax import topology as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("connectivity", "log_params")
-TINY = dict(population=8, generations=3, n_partitions=1, features=("log_params",))
+TINY = dict(
+  population=12, generations=3, n_partitions=1, inner_partitions=1, features=("log_params",)
+)
 
 
 def _genome(**genes) -> np.ndarray:
@@ -149,9 +151,28 @@ def test_calibration_drops_init_ablation_rows(tmp_path):
   assert specs == reference_specs and np.array_equal(acc, reference_acc)
 
 
+def test_reference_directions_two_layers():
+  # Outer layer, p = 2 on 6 objectives: the 6 corners and the 15 edge midpoints; inner layer,
+  # p = 1 shrunk halfway to the centre: corner i -> 0.5 e_i + 0.5 / 6 in every coordinate.
+  ref = PA.reference_directions(2, 1)
+  assert ref.shape == (27, 6) == (PA.num_ref_dirs(2, 1), 6)
+  np.testing.assert_allclose(ref.sum(1), 1.0, atol=1e-12)
+  outer = {tuple(r) for r in np.rint(ref[:21] * 2).astype(int)}
+  assert outer == {tuple(r) for r in np.eye(6, dtype=int) * 2} | {
+    tuple(np.eye(6, dtype=int)[i] + np.eye(6, dtype=int)[j]) for i in range(6) for j in range(i)
+  }
+  expected_inner = 0.5 * np.eye(6) + 0.5 / 6
+  inner = ref[21:][np.argsort(-ref[21:], axis=0)[0]]  # row i: the one largest in objective i
+  np.testing.assert_allclose(inner, expected_inner, atol=1e-12)
+  np.testing.assert_array_equal(PA.reference_directions(2, 0), ref[:21])
+  assert PA.num_ref_dirs(3) == 56
+
+
 def test_invalid_flag_combinations_raise():
-  with pytest.raises(ValueError, match="population=8 is below the 56 reference"):
+  with pytest.raises(ValueError, match="population=8 is below the 62 reference"):
     PA.SearchConfig(population=8, n_partitions=3)
+  with pytest.raises(ValueError, match="inner_partitions=-1 must be >= 0"):
+    PA.SearchConfig(inner_partitions=-1)
   with pytest.raises(ValueError, match="only apply to --accuracy=proxy"):
     PA.SearchConfig(accuracy="train", features=FEATURES)
   with pytest.raises(ValueError, match="min_accuracy=1.5"):
@@ -213,6 +234,7 @@ def test_resume_after_kill_matches_uninterrupted(reference_run, tmp_path):
     f"--population={TINY['population']}",
     f"--generations={TINY['generations']}",
     f"--n_partitions={TINY['n_partitions']}",
+    f"--inner_partitions={TINY['inner_partitions']}",
     f"--features={','.join(TINY['features'])}",
   ]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
@@ -261,13 +283,14 @@ def test_benchmark_smoke():
   spec.loader.exec_module(bench)
   hv = bench.benchmark(
     seeds=1,
-    population=8,
+    population=12,
     generations=1,
     n_partitions=1,
+    inner_partitions=1,
     features=("log_params",),
-    compare_sbx=True,
+    compare=("one_layer", "sbx"),
   )
-  assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_sbx", "nsga2_sbx"}
+  assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_one_layer", "nsga3_sbx", "nsga2_sbx"}
   assert PA.make_algorithm is bench.PS.make_algorithm  # the swap is undone
   for values in hv.values():
     assert len(values) == 1 and 0.0 < values[0] <= 1.1**6
