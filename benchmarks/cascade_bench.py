@@ -14,10 +14,22 @@ dx and dW) and divides by the peaks. The peaks are measured at start-up on this 
 of a dense 2048^3 matmul, GB/s of a 64 MiB streaming read ``sum(x)``), unless ``--peak_gflops``
 and ``--peak_gbps`` give datasheet values (gpu_check.sh does).
 ``%roof`` = roofline time / measured time.
+
+Allocator noise on CPU (``--steady_allocator``): XLA:CPU allocates each call's output with
+glibc malloc. A 16 MiB output (B=1024, N=4096, fp32) is above glibc's mmap threshold, or is
+returned to the kernel by heap trimming when freed, so many calls map fresh pages and take a
+page fault per 4 KiB on first write. That cost is the same for every implementation, but at
+~4.5 ms it doubles the cpu_ffi forward on some calls: medians of 9 calls vary 4.9-9.8 ms
+between processes. ``--steady_allocator`` calls ``mallopt`` (``M_MMAP_THRESHOLD`` 32 MiB, glibc's
+maximum on 64-bit; ``M_TRIM_THRESHOLD`` 1 GiB) before timing, so freed buffers are reused:
+the forward then takes 4.4-4.6 ms on every call. Training scripts can set the same through the
+environment: ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import math
 import statistics
@@ -52,6 +64,12 @@ flags.DEFINE_float("peak_gflops", 0.0, "Peak GFLOP/s for the roofline (0: measur
 flags.DEFINE_float("peak_gbps", 0.0, "Peak memory GB/s for the roofline (0: measure).")
 flags.DEFINE_bool("interpret", False, "Run Pallas interpreted (CPU smoke runs only: slow).")
 flags.DEFINE_string("out", "", "Optional CSV path for the table.")
+flags.DEFINE_bool(
+  "steady_allocator",
+  False,
+  "Before timing, raise glibc's mmap and trim thresholds (mallopt) so that large freed buffers "
+  "are reused instead of mapped and faulted in again on each call (see the module docstring).",
+)
 flags.DEFINE_integer("batch_tile", 0, "BlockSizes.batch_tile (0: the backend's default).")
 flags.DEFINE_integer("max_merge", 0, "BlockSizes.max_merge (0: the backend's default).")
 flags.DEFINE_integer("num_warps", 0, "BlockSizes.num_warps, pallas on GPU (0: the default).")
@@ -137,14 +155,39 @@ def make_callable(
   return fn, params, flops_bytes
 
 
+# mallopt parameters from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def steady_allocator() -> None:
+  """Keeps freed heap memory mapped (glibc only): see the module docstring.
+
+  Raises:
+    RuntimeError: the C library is not glibc (no ``mallopt``) or refused a value.
+  """
+  libc_name = ctypes.util.find_library("c")
+  libc = ctypes.CDLL(libc_name) if libc_name else None
+  if libc is None or not hasattr(libc, "mallopt"):
+    raise RuntimeError(
+      f"--steady_allocator needs glibc's mallopt; the C library here ({libc_name}) has none: "
+      "drop the flag"
+    )
+  for param, value in ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30)):
+    if libc.mallopt(param, value) != 1:
+      raise RuntimeError(f"mallopt({param}, {value}) was refused by {libc_name}")
+
+
 def run_grid() -> list[dict]:
+  if FLAGS.steady_allocator:
+    steady_allocator()
   dtype = jnp.dtype(FLAGS.dtype)
   peak_gflops, peak_gbps = measure_peaks(dtype)
   block_sizes = block_sizes_from_flags()
   print(
     f"# backend={jax.default_backend()} device={jax.devices()[0].device_kind} dtype={dtype.name}"
     f" peaks: {peak_gflops:.1f} GFLOP/s, {peak_gbps:.1f} GB/s "
-    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'}) {block_sizes}",
+    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'}) {block_sizes}"
+    f" steady_allocator={FLAGS.steady_allocator}",
     flush=True,
   )
   header = (
