@@ -156,8 +156,9 @@ def num_ref_dirs(n_partitions: int, inner_partitions: int = 0, n_obj: int = 6) -
 # Two layers (a boundary and an inside layer of Das-Dennis points) are how Deb & Jain (2014,
 # "An evolutionary many-objective optimization algorithm using reference-point-based
 # nondominated sorting approach, Part I", IEEE TEVC 18(4)) place few directions at many
-# objectives; 1/2 is the shrink of pymoo's multi-layer example. Measured here (pop 28 x 40,
-# 5 seeds, NSGA-III / random hypervolume): 0.3 -> 1.21, 0.5 -> 1.22, 0.7 -> 1.23 (std ~0.02).
+# objectives; 1/2 is the shrink of pymoo's multi-layer example. Exploratory runs (pop 28 x 40,
+# 5 seeds, NSGA-III / random hypervolume): 0.3 -> 1.21, 0.5 -> 1.22, 0.7 -> 1.23, all within
+# the ratio's standard error (~0.015).
 INNER_LAYER_SCALE = 0.5
 
 
@@ -168,8 +169,8 @@ def reference_directions(n_partitions: int, inner_partitions: int, n_obj: int = 
   objectives (``p = 2`` gives the 6 corners and 15 edge midpoints), so every niche pulls
   toward designs that are good in at most two objectives, while the hypervolume is earned
   near the ideal point by designs good in many. The inner layer adds niches there. Measured
-  (``benchmarks/pareto_bench.py``, pop 28 x 40, 5 seeds): NSGA-III / random hypervolume
-  1.19 with the 21 one-layer directions, 1.22-1.23 with these 27.
+  side by side (``benchmarks/pareto_bench.py --seeds=5 --compare=one_layer``, pop 28 x 40):
+  NSGA-III / random hypervolume 1.192 with the 21 one-layer directions, 1.218 with these 27.
   """
   from pymoo.util.ref_dirs import get_reference_directions
 
