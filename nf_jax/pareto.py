@@ -31,6 +31,7 @@ from nf_jax.pareto_search import SearchConfig as SearchConfig
 from nf_jax.pareto_search import SearchResult as SearchResult
 from nf_jax.pareto_search import SearchState as SearchState
 from nf_jax.pareto_search import hypervolume as hypervolume
+from nf_jax.pareto_search import ideal_tournament as ideal_tournament
 from nf_jax.pareto_search import make_algorithm as make_algorithm
 from nf_jax.pareto_search import make_problem as make_problem
 from nf_jax.pareto_search import memoise as memoise

@@ -168,6 +168,22 @@ def test_reference_directions_two_layers():
   assert PA.num_ref_dirs(3) == 56
 
 
+def test_ideal_tournament_prefers_feasible_then_nearer_the_ideal():
+  from pymoo.core.population import Population
+
+  # Two objectives scaled over the population: f0 in [0, 4], f1 in [10, 30].
+  f = np.array([[0.0, 30.0], [4.0, 10.0], [1.0, 15.0], [2.0, 20.0]])
+  cv = np.array([[0.0], [0.0], [0.0], [0.5]])
+  pop = Population.new(F=f, CV=cv)
+  # Scaled sums: 0 + 1 = 1, 1 + 0 = 1, 0.25 + 0.25 = 0.5, 0.5 + 0.5 = 1 (but infeasible).
+  pairs = np.array([[0, 2], [2, 1], [0, 1], [1, 0], [3, 0], [2, 3]])
+  winners = PA.ideal_tournament(pop, pairs)
+  assert winners.shape == (6, 1)
+  np.testing.assert_array_equal(winners[:, 0], [2, 2, 0, 1, 0, 2])
+  with pytest.raises(ValueError, match="mating='best'"):
+    PA.make_algorithm(PA.SearchConfig(**TINY), mating="best")
+
+
 def test_invalid_flag_combinations_raise():
   with pytest.raises(ValueError, match="population=8 is below the 62 reference"):
     PA.SearchConfig(population=8, n_partitions=3)
