@@ -20,7 +20,7 @@ random tournament 0.587, NSGA-III with one-layer directions 0.603:
   on the largest (instead of the summed) scaled objective did worse (1.20).
   Rerun with 16 seeds (``--seeds=16``, the three main rows only, so the shared normalisation
   bounds differ slightly): NSGA-III 0.611, NSGA-II 0.569, random 0.488: NSGA-III / random
-  1.251 (standard error about 0.007: the goal is met by the mean, within noise of it),
+  1.251 (standard error about 0.008: the goal is met by the mean, within noise of it),
   NSGA-III / NSGA-II 1.072.
 
 History (earlier measurements, each with the setup of its time):
