@@ -308,6 +308,10 @@ def test_benchmark_smoke():
   )
   assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_one_layer", "nsga3_sbx", "nsga2_sbx"}
   assert PA.make_algorithm is bench.PS.make_algorithm  # the swap is undone
+  sbx = bench._sbx_algorithm(PA.SearchConfig(**TINY))  # only the operators differ
+  assert type(sbx.mating.crossover).__name__ == "SBX"
+  assert type(sbx.mating.mutation).__name__ == "PM"
+  assert sbx.mating.selection.func_comp is PA.ideal_tournament
   for values in hv.values():
     assert len(values) == 1 and 0.0 < values[0] <= 1.1**6
 
