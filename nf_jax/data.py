@@ -50,6 +50,9 @@ class Dataset(NamedTuple):
     num_classes: number of classes.
     image_shape: ``(H, W, C)`` of one image before flattening.
     source: where the data came from (a folder or ``"tfds:<data_dir>"``).
+    x_val: ``float32[N_val, D]`` validation images carved from the training set by
+      :func:`split_validation` (None until then).
+    y_val: ``int32[N_val]``.
   """
 
   x_train: np.ndarray
@@ -59,6 +62,8 @@ class Dataset(NamedTuple):
   num_classes: int
   image_shape: tuple[int, int, int]
   source: str
+  x_val: np.ndarray | None = None
+  y_val: np.ndarray | None = None
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -216,7 +221,45 @@ def pool(ds: Dataset, factor: int) -> Dataset:
   train, test = pooled(ds.x_train), pooled(ds.x_test)
   mean, std = float(train.mean()), float(train.std())
   shape = (height // factor, width // factor, channels)
-  return ds._replace(x_train=(train - mean) / std, x_test=(test - mean) / std, image_shape=shape)
+  val = None if ds.x_val is None else (pooled(ds.x_val) - mean) / std
+  return ds._replace(
+    x_train=(train - mean) / std, x_test=(test - mean) / std, x_val=val, image_shape=shape
+  )
+
+
+def validation_indices(num_train: int, size: int, seed: int = 0) -> np.ndarray:
+  """Sorted indices ``int64[size]`` of the training examples held out for validation.
+
+  A function of ``(num_train, size, seed)`` only: the first ``size`` entries of a seeded
+  permutation, so every run with the same split holds out the same examples.
+  """
+  if not 0 < size < num_train:
+    raise ValueError(
+      f"validation size={size} must be in (0, {num_train}): it is carved from the "
+      f"{num_train} training examples; 10000 (of 60000) is the project's default"
+    )
+  return np.sort(np.random.default_rng([seed, num_train]).permutation(num_train)[:size])
+
+
+def split_validation(ds: Dataset, size: int, seed: int = 0) -> Dataset:
+  """Holds ``size`` training examples out as the validation split (:func:`validation_indices`).
+
+  ``x_train``/``y_train`` keep the other examples in their original order; ``x_val``/``y_val``
+  get the held-out ones. The test split is untouched, so validation and test are disjoint.
+  Pixel normalisation is unchanged: its two scalars (mean, std) were computed over the whole
+  training split, validation images included, which leaks no labels.
+  """
+  if ds.x_val is not None:
+    raise ValueError("this Dataset already has a validation split; split the loaded data once")
+  held = validation_indices(len(ds.x_train), size, seed)
+  keep = np.ones(len(ds.x_train), bool)
+  keep[held] = False
+  return ds._replace(
+    x_train=ds.x_train[keep],
+    y_train=ds.y_train[keep],
+    x_val=ds.x_train[held],
+    y_val=ds.y_train[held],
+  )
 
 
 def load(name: str, data_dir: str | None = None) -> Dataset:

@@ -14,7 +14,13 @@ seed=topology_seed)`` rebuilds it (``name=dense`` with empty cascade columns is 
 baseline). The model's first hidden layer is the same family with ``n_in=d_in`` (784).
 ``num_params`` and ``density`` are those of that hidden ``n x n`` cascade
 (``Topology.num_params``, ``Topology.density``); accuracies are fractions in [0, 1] (NaN for
-a diverged model); ``seconds`` is the group's wall time divided by its number of models.
+a diverged model); ``val_accuracy`` is measured on the validation split carved from the
+training set (:func:`nf_jax.data.split_validation`, ``config.validation_size``; empty when
+the config holds none out), the split every selection uses; ``test_accuracy`` is reported
+beside it and never chosen on. ``seconds`` is the group's wall time divided by its number of
+models; ``recipe`` is :func:`recipe_hash` of every setting that changes results (data,
+split, optimiser, epochs). Per-epoch learning curves go to ``curves.jsonl`` (one JSON object
+per model and epoch), which is kept when the checkpoints are deleted.
 """
 
 from __future__ import annotations
@@ -54,14 +60,19 @@ RESULT_COLUMNS = (
   "weight_init",
   "num_params",
   "density",
+  "val_accuracy",
   "test_accuracy",
   "train_accuracy",
   "final_loss",
   "epochs",
   "seconds",
+  "recipe",
 )
+# Results written before the validation split existed (experiments/results/topology_study):
+# readable, with empty val_accuracy and recipe.
+LEGACY_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("val_accuracy", "recipe"))
 # The columns that identify a model (a rerun skips rows that match on all of them).
-KEY_COLUMNS = RESULT_COLUMNS[:11] + ("epochs",)
+KEY_COLUMNS = RESULT_COLUMNS[:11] + ("epochs", "recipe")
 TRAIN_SEED = "train_seed"  # a topology-parameter value meaning "use this model's train seed"
 DENSE_INIT = "he"  # the baseline's nn.Dense kernels use he_normal (see nf_jax.train.init_params)
 
@@ -82,7 +93,43 @@ def train_config(config: Any) -> tr.TrainConfig:
     checkpoint_every=None if every is None or every < 0 else int(every),
     on_nonfinite=str(c.get("on_nonfinite", "stop")),
     log_every=int(c.get("log_every", 50)),
+    impl=str(c.get("impl", "auto")),
   )
+
+
+# Config fields that change a trained model's numbers (the kernel choice, logging and
+# checkpointing do not: every kernel is tested against the same dense reference).
+RECIPE_FIELDS = (
+  "dataset",
+  "max_train_examples",
+  "max_test_examples",
+  "pool",
+  "validation_size",
+  "validation_seed",
+  "num_layers",
+)
+RECIPE_TRAIN_FIELDS = (
+  "learning_rate",
+  "batch_size",
+  "num_epochs",
+  "steps_per_epoch",
+  "weight_decay",
+  "warmup_steps",
+)
+
+
+def recipe(config: Any) -> dict[str, Any]:
+  """Every setting of ``config`` that changes results, as a flat JSON-able dict."""
+  tc = train_config(config)
+  out = {f: config.get(f, None) for f in RECIPE_FIELDS}
+  out.update({f"train.{f}": getattr(tc, f) for f in RECIPE_TRAIN_FIELDS})
+  return out
+
+
+def recipe_hash(config: Any) -> str:
+  """12-hex-digit SHA-256 of :func:`recipe` (the ``recipe`` column of results.csv)."""
+  text = json.dumps(recipe(config), sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def model_specs(config: Any) -> list[tr.ModelSpec]:
@@ -92,13 +139,16 @@ def model_specs(config: Any) -> list[tr.ModelSpec]:
   a parameter set to ``"train_seed"`` takes each model's train seed.
   """
   specs = []
-  n, layers = int(config.n), int(config.num_layers)
+  layers = int(config.num_layers)
   for seed in config.seeds:
     if config.get("include_dense", True):
-      specs.append(tr.ModelSpec.create("dense", n, num_layers=layers, train_seed=int(seed)))
+      specs.append(
+        tr.ModelSpec.create("dense", int(config.n), num_layers=layers, train_seed=int(seed))
+      )
   for entry in config.models:
     entry = dict(entry)
     name = entry.pop("name")
+    n = int(entry.pop("n", config.n))  # an entry may set its own hidden width
     init = entry.pop("weight_init", "depth_aware")
     for seed in config.seeds:
       # seed="train_seed": the topology seed follows the train seed (wiring varies too).
@@ -112,7 +162,10 @@ def model_specs(config: Any) -> list[tr.ModelSpec]:
 
 
 def result_row(
-  spec: tr.ModelSpec, result: tr.ModelResult | None = None, seconds: float = math.nan
+  spec: tr.ModelSpec,
+  result: tr.ModelResult | None = None,
+  seconds: float = math.nan,
+  recipe_id: str = "",
 ) -> dict[str, Any]:
   """The results-contract row of ``spec`` (metrics empty when ``result`` is None)."""
   t = tr.T.make("dense", spec.n) if spec.is_dense else spec.hidden_topology()
@@ -131,9 +184,11 @@ def result_row(
     "weight_init": DENSE_INIT if spec.is_dense else spec.weight_init,
     "num_params": t.num_params,
     "density": t.density,
+    "recipe": recipe_id,
   }
   if result is not None:
     row.update(
+      val_accuracy=result.val_accuracy,
       test_accuracy=result.test_accuracy,
       train_accuracy=result.train_accuracy,
       final_loss=result.final_loss,
@@ -165,12 +220,17 @@ def read_results(path: str) -> list[dict[str, str]]:
     return []
   with open(path, newline="") as f:
     reader = csv.DictReader(f)
-    if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+    columns = tuple(reader.fieldnames or ())
+    if columns not in (RESULT_COLUMNS, LEGACY_COLUMNS):
       raise ValueError(
         f"{path} has columns {reader.fieldnames}, expected {list(RESULT_COLUMNS)}; move it away "
         "or use another --workdir"
       )
-    return list(reader)
+    rows = list(reader)
+  for row in rows:  # legacy rows: no validation split, no recipe record
+    row.setdefault("val_accuracy", "")
+    row.setdefault("recipe", "")
+  return rows
 
 
 def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -185,16 +245,70 @@ def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
 
 @functools.lru_cache(maxsize=4)
 def load_dataset(
-  name: str, data_dir: str | None, max_train: int, max_test: int, pool: int = 1
+  name: str,
+  data_dir: str | None,
+  max_train: int,
+  max_test: int,
+  pool: int = 1,
+  validation_size: int = 0,
+  validation_seed: int = 0,
 ) -> data_lib.Dataset:
-  """:func:`nf_jax.data.load`, optionally cut to the first ``max_*`` examples (0: all) and
-  average-pooled by ``pool`` (:func:`nf_jax.data.pool`)."""
+  """:func:`nf_jax.data.load`, average-pooled by ``pool`` (:func:`nf_jax.data.pool`), with
+  ``validation_size`` training examples held out (:func:`nf_jax.data.split_validation`; 0:
+  none), then cut to the first ``max_*`` examples (0: all; ``max_train`` cuts both the
+  remaining training and the validation examples)."""
   ds = data_lib.pool(data_lib.load(name, data_dir), pool)
+  if validation_size:
+    ds = data_lib.split_validation(ds, validation_size, validation_seed)
   if max_train:
     ds = ds._replace(x_train=ds.x_train[:max_train], y_train=ds.y_train[:max_train])
+    if ds.x_val is not None:
+      ds = ds._replace(x_val=ds.x_val[:max_train], y_val=ds.y_val[:max_train])
   if max_test:
     ds = ds._replace(x_test=ds.x_test[:max_test], y_test=ds.y_test[:max_test])
   return ds
+
+
+def check_recipe(config: Any, workdir: str, rows: Sequence[dict[str, str]]) -> None:
+  """Refuses to add to ``workdir`` rows trained under another recipe, naming what differs.
+
+  ``<workdir>/recipe.json`` records the recipe the first run wrote; a later run whose config
+  changes any :data:`RECIPE_FIELDS` setting would otherwise mix numbers from two recipes.
+  """
+  path = os.path.join(workdir, "recipe.json")
+  ours = recipe(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      try:
+        theirs = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(
+          f"{path} is not valid JSON ({e}); delete it only if {workdir} holds no results"
+        ) from e
+    diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if diff:
+      changes = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in diff)
+      raise ValueError(
+        f"{workdir} holds results of another recipe ({changes}). Use a new --workdir for the "
+        "new settings, or rerun with the recipe recorded in recipe.json to resume"
+      )
+  elif any(r.get("recipe") for r in rows):
+    raise ValueError(f"{workdir}/results.csv has rows but {path} is missing; use a new --workdir")
+  elif jax.process_index() == 0:
+    io_utils.atomic_write_text(path, json.dumps(ours, indent=2, sort_keys=True, default=str))
+
+
+def write_curves(path: str, curves: Sequence[dict[str, Any]]) -> None:
+  """Learning curves (one JSON object per model and epoch) to ``path`` atomically."""
+  io_utils.atomic_write_text(path, "".join(json.dumps(c, default=str) + "\n" for c in curves))
+
+
+def read_curves(path: str) -> list[dict[str, Any]]:
+  """The records of ``curves.jsonl`` (empty list if absent)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -210,19 +324,29 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
   """
   os.makedirs(workdir, exist_ok=True)
   is_writer = jax.process_index() == 0
+  tconfig = train_config(config)
+  results_path = os.path.join(workdir, "results.csv")
+  rows = read_results(results_path)
+  check_recipe(config, workdir, rows)
+  recipe_id = recipe_hash(config)
+  specs = model_specs(config)  # validates every entry before the data is read
   dataset = load_dataset(
     config.dataset,
     config.get("data_dir") or None,
     int(config.get("max_train_examples", 0)),
     int(config.get("max_test_examples", 0)),
     int(config.get("pool", 1)),
+    int(config.get("validation_size", 0)),
+    int(config.get("validation_seed", 0)),
   )
-  tconfig = train_config(config)
-  results_path = os.path.join(workdir, "results.csv")
-  rows = read_results(results_path)
   done = {model_key(r, r["epochs"]) for r in rows}
-  specs = model_specs(config)
-  todo = [s for s in specs if model_key(result_row(s), tconfig.num_epochs) not in done]
+  curves_path = os.path.join(workdir, "curves.jsonl")
+  curves = [c for c in read_curves(curves_path) if tuple(c["key"]) in done]
+  todo = [
+    s
+    for s in specs
+    if model_key(result_row(s, recipe_id=recipe_id), tconfig.num_epochs) not in done
+  ]
   if len(todo) < len(specs):
     logging.info(
       "resuming: %d of %d models already in %s", len(specs) - len(todo), len(specs), results_path
@@ -246,10 +370,14 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     results = tr.train_sweep(group, dataset, tconfig, workdir=group_dir, progress=progress)
     per_model = (time.perf_counter() - t0) / len(group)
     for spec, res in zip(group, results):
-      rows.append(result_row(spec, res, per_model))
+      row = result_row(spec, res, per_model, recipe_id)
+      rows.append(row)
+      key = list(model_key(row, row["epochs"]))
+      curves += [dict(h, key=key, model=spec.label()) for h in res.history]
       if res.diverged:
         logging.warning("%s diverged (non-finite loss); recorded with NaN accuracy", spec.label())
     if is_writer:
+      write_curves(curves_path, curves)  # before the rows: a row never lacks its curve
       write_results(results_path, rows)
       if group_dir is not None and not config.get("keep_finished_checkpoints", False):
         shutil.rmtree(group_dir, ignore_errors=True)  # its rows are safe in results.csv
@@ -264,6 +392,8 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     "seconds_this_run": time.perf_counter() - t_study,
     "seconds_total": float(sum(_float(r["seconds"]) for r in rows)),
     "devices": [str(d) for d in jax.devices()],
+    "recipe": recipe(config),
+    "recipe_hash": recipe_id,
     "summary": summary,
     "goals": check_goals(summary),
   }
@@ -283,7 +413,7 @@ def _float(value: Any) -> float:
     return math.nan
 
 
-CONFIG_COLUMNS = ("name", "depth", "radix", "width", "fan_in", "skip", "weight_init")
+CONFIG_COLUMNS = ("name", "n", "depth", "radix", "width", "fan_in", "skip", "weight_init")
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -295,12 +425,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
   out = []
   for key, members in groups.items():
     acc = np.array([_float(m["test_accuracy"]) for m in members])
+    val = np.array([_float(m.get("val_accuracy")) for m in members])
     finite = acc[np.isfinite(acc)]
+    val_finite = val[np.isfinite(val)]
     out.append(
       dict(
         zip(CONFIG_COLUMNS, key),
         num_params=int(_float(members[0]["num_params"])),
         density=_float(members[0]["density"]),
+        val_accuracy_mean=float(val_finite.mean()) if val_finite.size else math.nan,
+        val_accuracy_std=float(val_finite.std(ddof=1)) if val_finite.size > 1 else 0.0,
         test_accuracy_mean=float(finite.mean()) if finite.size else math.nan,
         test_accuracy_std=float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
         seeds=len(members),
@@ -328,7 +462,7 @@ GOAL_GAP = 0.01
 
 def check_goals(summary: Sequence[dict[str, Any]]) -> dict[str, Any]:
   """The goal checks on the summary (None where the study lacks the needed rows)."""
-  dense = [s for s in summary if s["name"] == "dense"]
+  dense = [s for s in summary if s["name"] == "dense" and s["weight_init"] == DENSE_INIT]
   sparse = [
     s
     for s in summary
@@ -357,7 +491,7 @@ def plot(summary: Sequence[dict[str, Any]], workdir: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  dense = [s for s in summary if s["name"] == "dense"]
+  dense = [s for s in summary if s["name"] == "dense" and s["weight_init"] == DENSE_INIT]
   cascades = [s for s in summary if s["name"] != "dense" and s["weight_init"] == "depth_aware"]
   series: dict[tuple[str, str], list[dict[str, Any]]] = {}
   for s in cascades:

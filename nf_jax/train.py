@@ -151,6 +151,9 @@ class TrainConfig:
     on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"mark"`` freezes the
       diverged model, keeps training the others and reports it with NaN metrics.
     log_every: steps between host syncs (non-finite check, progress-bar metrics).
+    impl: the cascade kernel (:func:`nf_jax.kernels.cascade_matmul`): ``"auto"`` or one of
+      ``nf_jax.kernels.IMPLEMENTATIONS``. Per-model (traced) tables need a kernel that reads
+      tables as data (``cpu_ffi`` or ``xla_gather``); ``auto`` picks one.
   """
 
   learning_rate: float = 1e-3
@@ -164,6 +167,7 @@ class TrainConfig:
   max_to_keep: int = 1
   on_nonfinite: str = "stop"
   log_every: int = 50
+  impl: str = "auto"
 
   def __post_init__(self):
     if self.on_nonfinite not in NONFINITE_POLICIES:
@@ -173,13 +177,22 @@ class TrainConfig:
         raise ValueError(f"{field}={getattr(self, field)} must be >= 1")
     if not self.learning_rate > 0:
       raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+    if self.impl != "auto" and self.impl not in kernels.IMPLEMENTATIONS:
+      raise ValueError(f"impl={self.impl!r} is not one of {('auto',) + kernels.IMPLEMENTATIONS}")
 
 
 @dataclasses.dataclass
 class ModelResult:
-  """Final metrics of one model (accuracies in [0, 1]; NaN if it diverged)."""
+  """Final metrics of one model (accuracies in [0, 1]; NaN if it diverged).
+
+  ``history`` holds one dict per epoch: ``epoch``, ``step``, ``train_loss``,
+  ``train_accuracy``, ``val_accuracy`` (NaN without a validation split), ``test_accuracy``,
+  ``epoch_seconds`` (wall time of the epoch's steps, shared by the sweep's models),
+  ``examples_per_second`` and ``partial_epoch`` (the epoch resumed from a checkpoint).
+  """
 
   spec: ModelSpec
+  val_accuracy: float  # NaN when the dataset has no validation split
   test_accuracy: float
   train_accuracy: float  # running accuracy over the last epoch's training batches
   final_loss: float  # mean training loss over the last epoch
@@ -364,9 +377,14 @@ def _compiled_fns(
 ) -> tuple[Callable, Callable]:
   """Jitted ``(train_step, eval_step)`` over the model axis, cached per topology and config."""
   optimizer = make_optimizer(config, total_steps)
+  impl = config.impl
   # Per-model tables are data, not constants: only the gather and the C++ kernel read them so.
-  impl = "auto"
-  if traced:
+  if traced and impl not in ("auto", "cpu_ffi", "xla_gather"):
+    raise ValueError(
+      f"impl={impl!r} cannot read per-model (traced) tables; use 'auto', 'cpu_ffi' or "
+      "'xla_gather' for sweeps whose models differ in wiring (e.g. random seeds)"
+    )
+  if traced and impl == "auto":
     native = kernels.cpu_ffi.refusal()
     impl = "cpu_ffi" if native is None else "xla_gather"
     if native is not None:
@@ -608,7 +626,14 @@ def train_sweep(
     train_loss = _fetch(loss_sum)[:num_models] / seen
     train_acc = _fetch(correct_sum)[:num_models] / (seen * config.batch_size)
     watchdog.beat(WATCHDOG_COMPILE_S, f"{label}: evaluate epoch {epoch + 1}")
-    test_acc = evaluate(eval_step, params, tables_dev, dataset, config, mesh)[:num_models]
+    test_acc = evaluate(
+      eval_step, params, tables_dev, dataset.x_test, dataset.y_test, config, mesh
+    )[:num_models]
+    val_acc = np.full(num_models, np.nan)
+    if dataset.x_val is not None:
+      val_acc = evaluate(eval_step, params, tables_dev, dataset.x_val, dataset.y_val, config, mesh)[
+        :num_models
+      ]
     flags = _fetch(bad)[:num_models]
     history.append(
       {
@@ -616,17 +641,19 @@ def train_sweep(
         "step": step,
         "train_loss": [float(v) for v in np.where(flags, np.nan, train_loss)],
         "train_accuracy": [float(v) for v in np.where(flags, np.nan, train_acc)],
+        "val_accuracy": [float(v) for v in np.where(flags, np.nan, val_acc)],
         "test_accuracy": [float(v) for v in np.where(flags, np.nan, test_acc)],
+        "epoch_seconds": epoch_seconds,
         "examples_per_second": len(padded) * seen * config.batch_size / epoch_seconds,
         "partial_epoch": offset > 0,
       }
     )
     logging.info(
-      "%s epoch %d: loss %s test acc %s (%.0f examples/s)",
+      "%s epoch %d: loss %s val acc %s (%.0f examples/s)",
       label,
       epoch + 1,
       np.round(train_loss, 4),
-      np.round(test_acc, 4),
+      np.round(val_acc, 4),
       history[-1]["examples_per_second"],
     )
     if config.checkpoint_every is None or step == total_steps:
@@ -641,6 +668,7 @@ def train_sweep(
     results.append(
       ModelResult(
         spec=spec,
+        val_accuracy=float(last["val_accuracy"][i]) if last else math.nan,
         test_accuracy=float(last["test_accuracy"][i]) if last else math.nan,
         train_accuracy=float(last["train_accuracy"][i]) if last else math.nan,
         final_loss=float(last["train_loss"][i]) if last else math.nan,
@@ -661,17 +689,19 @@ def evaluate(
   eval_step: Callable,
   params: Params,
   tables: Any,
-  dataset: Dataset,
+  x_eval: np.ndarray,
+  y_eval: np.ndarray,
   config: TrainConfig,
   mesh: Mesh,
 ) -> np.ndarray:
-  """Test accuracy ``float[M]`` of the stacked models, in chunks of ``eval_batch_size``."""
+  """Accuracy ``float[M]`` of the stacked models on ``x_eval: [N, D]``, ``y_eval: int[N]``,
+  in chunks of ``eval_batch_size``."""
   replicated = NamedSharding(mesh, PartitionSpec())
   correct = None
-  n = dataset.x_test.shape[0]
+  n = x_eval.shape[0]
   for start in range(0, n, config.eval_batch_size):
-    x = _put(dataset.x_test[start : start + config.eval_batch_size], replicated)
-    y = _put(dataset.y_test[start : start + config.eval_batch_size], replicated)
+    x = _put(x_eval[start : start + config.eval_batch_size], replicated)
+    y = _put(y_eval[start : start + config.eval_batch_size], replicated)
     c = eval_step(params, tables, x, y)
     correct = c if correct is None else correct + c
   return _fetch(correct) / n

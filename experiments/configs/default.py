@@ -31,11 +31,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.max_train_examples = 0  # 0 = all
   config.max_test_examples = 0
   config.pool = 1  # average-pool images by this factor (2: 28x28 -> 14x14, 196 inputs)
+  # Held out of the training set for every selection (nf_jax.data.split_validation): a seeded,
+  # fixed 10k of the 60k Fashion-MNIST training images; the model trains on the other 50k.
+  config.validation_size = 10000
+  config.validation_seed = 0
   config.n = 1024  # hidden width
   config.num_layers = 2  # hidden layers; the first maps 784 -> n (a rectangular cascade)
   config.seeds = (0,)
   config.include_dense = True
-  # Each entry: name=<family>, the T.make parameters, optional weight_init=.
+  # Each entry: name=<family>, the T.make parameters, optional n= (hidden width, default
+  # config.n) and weight_init=.
   config.models = []
   config.max_models_per_group = 12  # models per vmapped program
   config.keep_checkpoints = True  # per-group Orbax checkpoints: a killed group resumes
@@ -52,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = -1  # -1 = at each epoch end
   config.train.on_nonfinite = "mark"  # a diverged model gets NaN rows; the others go on
   config.train.log_every = 50
+  config.train.impl = "auto"  # cascade kernel (nf_jax.kernels.cascade_matmul); "auto" picks
   return config
 
 

@@ -1,0 +1,55 @@
+"""The trained benchmark of the co-design's topology space (NAS-Bench-201 style).
+
+Every distinct hidden topology the pareto genome decodes to
+(``nf_jax.pareto_problem.topology_space()``: 248 specs, widths 256/512/1024, all six families,
+with and without skip), trained on Fashion-MNIST with 2 seeds and one recipe, plus the
+``nn.Dense`` baseline at width 1024. The model is the study's MLP (784 -> n -> n -> 10, both
+hidden layers cascades of the spec, the first rectangular). Each row of ``results.csv`` carries
+validation accuracy (10k images held out of the 60k training set, seed 0; the model trains
+on the other 50k) and test accuracy; every selection uses validation, test is reported beside
+it. ``curves.jsonl`` keeps the per-epoch learning curves. ``results.json`` records
+``space_hash`` (:func:`nf_jax.space_table.space_hash`), so a table trained on another space
+is refused by the co-design.
+
+Recipe (frozen before this run, chosen on validation by ``experiments/select_recipe.py``;
+``experiments/results/recipe/``): Adam, learning rate ``LEARNING_RATE`` cosine-decayed to 0,
+batch 128, 4 epochs (the topology study's budget: 4 epochs x 498 models is what 2 cores
+train in a few hours).
+
+Command::
+
+  python experiments/main.py --workdir=runs/space_benchmark \
+      --config=experiments/configs/space_benchmark.py
+
+then ``python -m nf_jax.space_table --results=runs/space_benchmark
+--out=nf_jax/tables/space_benchmark.csv`` writes the committed table.
+
+Expected runtime on 2 CPU cores: about 2-3 hours (measured wall time in
+experiments/README.md); it resumes where it stopped if rerun with the same --workdir, so it
+can be trained over several sittings.
+
+Expected result: dense >= 89% test accuracy; every topology of the space with 2 finite or
+NaN (diverged) rows.
+"""
+
+from __future__ import annotations
+
+from configs import default
+from nf_jax import pareto_problem, space_table
+
+# Chosen on validation accuracy by experiments/select_recipe.py (results/recipe/recipe.md).
+LEARNING_RATE = 1e-3
+NUM_EPOCHS = 4
+
+
+def get_config(arg: str | None = None):
+  config = default.base_config()
+  config.seeds = (0, 1)
+  config.n = 1024  # width of the nn.Dense baseline; every entry sets its own n
+  config.models = [
+    dict(name=family, n=n, **params) for family, n, params in pareto_problem.topology_space()
+  ]
+  config.space_hash = space_table.space_hash()
+  config.train.num_epochs = NUM_EPOCHS
+  config.train.learning_rate = LEARNING_RATE
+  return default.runlocal(config, keep=3) if arg == "runlocal" else config

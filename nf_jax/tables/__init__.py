@@ -1,0 +1,1 @@
+"""Committed data tables of nf_jax (package data, read with importlib.resources)."""
