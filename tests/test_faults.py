@@ -1,0 +1,336 @@
+"""Fault injection (issue 17): interrupted, corrupt, crafted, misplaced and infeasible inputs.
+
+Each test feeds one fault and checks the outcome a user needs: an identical result after
+resume, or a clear error that names the file or value and the fix, raised before the costly
+part of the work (checked by failing if that part starts, not by timing).
+
+Pareto searches here use a cheap fake accuracy model (a hash of the topology) so that only the
+simulator compiles; the first search in the process pays that (~10 s), later ones take ~0.1 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nf_jax import calibration as C
+from nf_jax import pareto_problem as PP
+from nf_jax import pareto_search as PS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(
+  population=12, generations=4, n_partitions=1, inner_partitions=1, features=("log_params",)
+)
+
+
+def fake_accuracy(specs):
+  """A deterministic stand-in for the accuracy model: in [0.5, 0.95), from the topology key."""
+  keys = [PP.topology_key(*s) for s in specs]
+  return np.asarray(
+    [0.5 + 0.45 * int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 2**32 for k in keys]
+  )
+
+
+def _run(config, workdir=None, **kwargs):
+  return PS.run(config, workdir, progress=False, accuracy=(fake_accuracy, None), **kwargs)
+
+
+class Interrupted(Exception):
+  """Stands in for a kill: raised out of the run at a chosen point."""
+
+
+def _interrupt(monkeypatch, config, workdir, after_generation=None, on_accuracy_call=None):
+  """Runs ``config`` into ``workdir`` and stops it after a checkpoint or inside an evaluation."""
+  save = PS._save
+
+  def save_then_stop(state, path):
+    save(state, path)
+    if state.generation == after_generation:
+      raise Interrupted
+
+  calls = []
+
+  def accuracy(specs):
+    calls.append(1)
+    if len(calls) == on_accuracy_call:
+      raise Interrupted
+    return fake_accuracy(specs)
+
+  monkeypatch.setattr(PS, "_save", save_then_stop)
+  with pytest.raises(Interrupted):
+    PS.run(config, workdir, progress=False, accuracy=(accuracy, None))
+  monkeypatch.setattr(PS, "_save", save)
+
+
+def _same_result(a, b):
+  np.testing.assert_array_equal(a.genomes, b.genomes)
+  np.testing.assert_array_equal(a.generation, b.generation)
+  np.testing.assert_array_equal(a.F, b.F)
+  np.testing.assert_array_equal(a.front, b.front)
+  np.testing.assert_array_equal(a.hv, b.hv)
+
+
+@pytest.fixture(autouse=True)
+def _no_plots(monkeypatch):
+  """Plots cost seconds each and are tested in test_pareto.py; the other outputs are written."""
+  monkeypatch.setattr(PS, "_plots", lambda result, workdir: None)
+
+
+@pytest.fixture(scope="module")
+def reference():
+  """The uninterrupted run every resumed run must reproduce."""
+  return _run(PS.SearchConfig(**TINY))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pareto checkpoint: plain data, validated, relocatable
+
+
+@pytest.mark.parametrize("after_generation, on_accuracy_call", [(1, None), (3, None), (None, 3)])
+def test_resume_after_interruption_equals_uninterrupted_even_after_a_move(
+  reference, tmp_path, monkeypatch, after_generation, on_accuracy_call
+):
+  config = PS.SearchConfig(**TINY)
+  first = tmp_path / "first"
+  _interrupt(monkeypatch, config, str(first), after_generation, on_accuracy_call)
+  text = (first / PS.CHECKPOINT).read_text()
+  done = json.loads(text)["checkpoint"]  # plain JSON: nothing to execute
+  assert 1 <= done["generation"] < config.generations
+  if after_generation is not None:
+    assert done["generation"] == after_generation
+  # Only relative or content-hashed references: no absolute path of the run or the checkout.
+  assert str(tmp_path) not in text and ROOT not in text
+  assert done["config"]["calibration"]["sha256"] == PS._file_sha256(C.DEFAULT_CSV)
+  moved = tmp_path / "elsewhere" / "moved"
+  shutil.move(str(first), str(moved))
+  monkeypatch.chdir(tmp_path / "elsewhere")
+  resumed = _run(config, "moved", resume=True)
+  _same_result(resumed, reference)
+  # Finished generations came from the checkpoint: at most one evaluation per remaining one.
+  assert resumed.calls_this_process <= config.generations - done["generation"]
+  assert (moved / "pareto.csv").stat().st_size > 0
+
+
+def test_crafted_pickle_checkpoint_is_never_loaded(tmp_path):
+  marker = tmp_path / "code-ran"
+
+  class Payload:
+    def __reduce__(self):
+      return (os.system, (f"touch {marker}",))
+
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "checkpoint.pkl").write_bytes(pickle.dumps(Payload()))
+  with pytest.raises(ValueError, match=r"pickle checkpoint, which is not read.*--overwrite"):
+    _run(PS.SearchConfig(**TINY), str(workdir), resume=True)
+  with pytest.raises(ValueError, match=r"holds another run \(checkpoint.pkl\).*--resume"):
+    _run(PS.SearchConfig(**TINY), str(workdir))
+  _run(PS.SearchConfig(**TINY), str(workdir), overwrite=True)
+  assert not marker.exists()
+  assert not (workdir / "checkpoint.pkl").exists() and (workdir / PS.CHECKPOINT).exists()
+
+
+def _checkpointed(monkeypatch, tmp_path, **overrides):
+  config = PS.SearchConfig(**{**TINY, **overrides})
+  workdir = tmp_path / "run"
+  _interrupt(monkeypatch, config, str(workdir), after_generation=2)
+  return config, workdir, workdir / PS.CHECKPOINT
+
+
+def test_corrupt_truncated_or_foreign_checkpoint_names_file_and_fix(tmp_path, monkeypatch):
+  config, workdir, ckpt = _checkpointed(monkeypatch, tmp_path)
+  good = ckpt.read_text()
+
+  def expensive(*args, **kwargs):
+    raise AssertionError("the accuracy model was built before the checkpoint was checked")
+
+  monkeypatch.setattr(PS, "_accuracy_fn", expensive)
+  body = json.loads(good)["checkpoint"]
+  cases = {
+    "truncated": (good[: len(good) // 2], "unreadable, truncated or corrupt"),
+    "empty": ("", "unreadable, truncated or corrupt"),
+    "binary": ("\x00\xff garbage", "unreadable, truncated or corrupt"),
+    # One logged objective changed, the JSON still parses: the content hash catches it.
+    "edited": (good.replace('"generation":2', '"generation":1', 1), "does not match its sha256"),
+    "foreign": (json.dumps({"a": 1}), "is not a nf_jax.pareto checkpoint"),
+  }
+  body["format"] = "something else"
+  text = PS._canonical(body)
+  cases["other format"] = (
+    json.dumps({"sha256": hashlib.sha256(text.encode()).hexdigest(), "checkpoint": body}),
+    "has format 'something else'",
+  )
+  for name, (text, message) in cases.items():
+    ckpt.write_text(text, errors="surrogateescape")
+    with pytest.raises(PS.CheckpointError, match=message) as err:
+      PS.run(config, str(workdir), resume=True, progress=False)
+    assert str(ckpt) in str(err.value) and "--overwrite" in str(err.value), name
+
+
+def test_resume_with_other_settings_names_each_field(tmp_path, monkeypatch):
+  # The calibration CSV is compared by content: a copy elsewhere resumes, an edited one does not.
+  copies = [tmp_path / d / "results.csv" for d in ("a", "b", "c")]
+  for path in copies:
+    path.parent.mkdir()
+    shutil.copy(C.DEFAULT_CSV, path)
+  copies[2].write_text(copies[2].read_text().replace("0.8", "0.7", 1))
+  config, workdir, _ = _checkpointed(monkeypatch, tmp_path, calibration=str(copies[0]))
+  other = PS.SearchConfig(**{**TINY, "calibration": str(copies[2]), "batch": 32, "seed": 3})
+  with pytest.raises(PS.CheckpointError) as err:
+    _run(other, str(workdir), resume=True)
+  message = str(err.value)
+  for field in ("batch: checkpoint 64, now 32", "seed: checkpoint 0, now 3", "calibration:"):
+    assert field in message
+  assert "population" not in message and "features" not in message
+  moved = PS.SearchConfig(**{**TINY, "calibration": str(copies[1])})
+  _same_result(_run(moved, str(workdir), resume=True), _run(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing overwritten; checks at start, before the costly part
+
+
+def test_workdir_of_another_run_is_refused_unless_resume_or_overwrite(reference, tmp_path):
+  workdir = tmp_path / "run"
+  _run(PS.SearchConfig(**TINY), str(workdir))
+  before = {p.name: p.read_bytes() for p in workdir.iterdir()}
+  other = PS.SearchConfig(**{**TINY, "generations": 3})  # another run (its designs are cached)
+  with pytest.raises(ValueError, match=r"holds another run.*--resume.*new --workdir.*--overwrite"):
+    _run(other, str(workdir))
+  assert {p.name: p.read_bytes() for p in workdir.iterdir()} == before  # untouched
+  with pytest.raises(ValueError, match="pick one"):
+    _run(other, str(workdir), resume=True, overwrite=True)
+  result = _run(other, str(workdir), overwrite=True)
+  assert len(result.genomes) < len(reference.genomes)
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["config"]["generations"] == 3 and summary["evaluations"] == len(result.genomes)
+
+
+def _no_costly_work(monkeypatch):
+  def expensive(*args, **kwargs):
+    raise AssertionError("costly work started before the start-up checks")
+
+  monkeypatch.setattr(PS, "_accuracy_fn", expensive)
+  monkeypatch.setattr(PP.Evaluator, "evaluate", expensive)
+
+
+def test_bad_seed_workdir_or_area_fail_at_start(tmp_path, monkeypatch):
+  _no_costly_work(monkeypatch)
+  a_file = tmp_path / "file"
+  a_file.write_text("x")
+  cases = [
+    (dict(seed=-1), str(tmp_path / "w1"), r"seed=-1 must be >= 0"),
+    ({}, str(a_file), r"--workdir=.*file is a file, not a folder"),
+    ({}, str(a_file / "sub"), r"--workdir=.*sub is not writable"),
+    (dict(max_area=0.1), str(tmp_path / "w2"), r"max_area=0.1 mm\^2 is below .* at least 0.50"),
+  ]
+  for overrides, workdir, message in cases:
+    with pytest.raises(ValueError, match=message):
+      PS.run(PS.SearchConfig(**{**TINY, **overrides}), workdir, progress=False)
+  assert not (tmp_path / "w1").exists() and not (tmp_path / "w2").exists()
+
+
+def test_smallest_area_is_a_real_design_and_a_true_bound(reference):
+  """The start-up area bound is reached by a design of the space and no design is below it."""
+  rng = np.random.default_rng(0)
+  xs = np.concatenate([rng.integers(0, PP.UPPER + 1, size=(11, PP.N_GENES)), np.zeros((1, 14))])
+  # The smallest accelerator: 8x8, the first precision, 32 KiB buffers, radix 2 (genes 0).
+  wl = PP.model_workload(PP.decode_topology(xs[-1]), 64)  # area does not depend on it
+  area = PP.simulate_pairs(PP.decode_hw(xs), [wl] * len(xs), min_size=12)["area_mm2"]
+  seen = [o["area"] for o in reference.evaluator.cache.values()]
+  smallest = PS._smallest_area()
+  assert min(np.min(area), min(seen)) >= smallest * (1 - 1e-6)
+  np.testing.assert_allclose(area[-1], smallest, rtol=1e-6)
+
+
+def test_readonly_workdir_fails_at_start(tmp_path):
+  if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode:
+    pytest.skip("needs `unshare -m` (a private mount namespace) for a read-only tmpfs")
+  mnt = tmp_path / "ro"
+  mnt.mkdir()
+  code = (
+    "from nf_jax import pareto_search as PS\n"
+    "try:\n"
+    f"  PS.run(PS.SearchConfig(), {str(mnt / 'run')!r}, progress=False)\n"
+    "except ValueError as err:\n"
+    "  print('REFUSED', err)\n"
+  )
+  script = f'mount -t tmpfs -o ro,size=64k tmpfs {mnt} && exec {sys.executable} -c "$0"'
+  out = subprocess.run(
+    ["unshare", "-m", "sh", "-c", script, code],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+  )
+  assert "REFUSED" in out.stdout and "is not writable (Read-only file system)" in out.stdout, (
+    out.stdout + out.stderr[-2000:]
+  )
+
+
+def test_infeasible_constraint_fails_with_best_value_seen(tmp_path):
+  workdir = tmp_path / "run"
+  config = PS.SearchConfig(**{**TINY, "generations": 1, "max_power": 1e-9})
+  with pytest.raises(PS.InfeasibleError, match=r"--max_power=1e-09: the best power of 12 eval"):
+    _run(config, str(workdir))
+  header = (workdir / "pareto.csv").read_text().splitlines()
+  assert len(header) == 1 and "accuracy" in header[0]  # a header, not a 0-byte file
+  assert json.loads((workdir / "summary.json").read_text())["feasible_designs"] == 0
+  assert len((workdir / "evaluations.csv").read_text().splitlines()) == 1 + 12
+
+
+def test_cli_refuses_at_start_with_nonzero_exit(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "pareto.csv").write_text("an earlier run's front\n")
+  out = subprocess.run(
+    [sys.executable, "-m", "nf_jax.pareto", f"--workdir={workdir}"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+  )
+  assert out.returncode != 0, out.stderr[-2000:]
+  assert "error: --workdir=" in out.stderr and "holds another run (pareto.csv)" in out.stderr
+  assert (workdir / "pareto.csv").read_text() == "an earlier run's front\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# A given data_dir is used or refused, never replaced by Debian's copy
+
+
+def test_given_data_dir_missing_or_partial_is_an_error_not_debians_copy(tmp_path):
+  from nf_jax import data
+
+  with pytest.raises(data.DatasetNotFoundError, match=r"data_dir='.*nowhere' does not exist"):
+    data.load("fashion_mnist", data_dir=str(tmp_path / "nowhere"))
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(data.DatasetNotFoundError, match=r"data_dir='.*file' is a file"):
+    data.load("fashion_mnist", data_dir=str(tmp_path / "file"))
+  partial = tmp_path / "partial" / "fashion-mnist"  # the <data_dir>/<name> layout
+  partial.mkdir(parents=True)
+  for stem in data.IDX_FILES["train"][:2]:
+    (partial / (stem + ".gz")).write_bytes(b"")
+  with pytest.raises(data.DatasetNotFoundError) as err:
+    data.load("fashion_mnist", data_dir=str(tmp_path / "partial"))
+  message = str(err.value)
+  assert str(partial) in message and "holds only part" in message
+  assert "missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]" in message
+  assert "train-images" not in message.split("missing")[1]
+  # An empty folder: no IDX files and no TFDS data there; Debian's folder is not searched.
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(data.DatasetNotFoundError) as err:
+    data.load("fashion_mnist", data_dir=str(tmp_path / "empty"))
+  searched = str(err.value).split("Searched IDX files in: ")[1].split(";")[0]
+  assert searched == f"{tmp_path / 'empty'}, {tmp_path / 'empty' / 'fashion-mnist'}"
+  assert data._idx_dirs("fashion_mnist", None) == [data.DEBIAN_FASHION_MNIST_DIR]
