@@ -334,3 +334,62 @@ def test_given_data_dir_missing_or_partial_is_an_error_not_debians_copy(tmp_path
   searched = str(err.value).split("Searched IDX files in: ")[1].split(";")[0]
   assert searched == f"{tmp_path / 'empty'}, {tmp_path / 'empty' / 'fashion-mnist'}"
   assert data._idx_dirs("fashion_mnist", None) == [data.DEBIAN_FASHION_MNIST_DIR]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers, calibration
+
+
+def test_sparse_cascade_refuses_non_float_dtypes():
+  import jax
+  import jax.numpy as jnp
+
+  from nf_jax import topology as T
+  from nf_jax.layers import SparseCascade
+
+  t = T.make("butterfly", 16, radix=2)
+  for kwargs, field in (
+    (dict(param_dtype=jnp.int8), "param_dtype"),
+    (dict(param_dtype=jnp.uint8), "param_dtype"),
+    (dict(param_dtype="not a dtype"), "param_dtype"),
+    (dict(dtype=jnp.int32), "dtype"),
+  ):
+    with pytest.raises(ValueError, match=rf"SparseCascade {field}=.* is not a floating dtype"):
+      SparseCascade(t, **kwargs)
+  layer = SparseCascade(t, param_dtype=jnp.bfloat16)  # floating dtypes still work
+  params = layer.init(jax.random.PRNGKey(0), jnp.ones((2, 16)))
+  assert all(
+    w.dtype == jnp.bfloat16 and jnp.any(w != 0) for w in jax.tree.leaves(params["params"])[1:]
+  )
+
+
+def test_calibration_refuses_percent_accuracies_naming_file_and_line(tmp_path):
+  import csv
+
+  with open(C.DEFAULT_CSV, newline="") as f:
+    rows = list(csv.DictReader(f))
+  path = tmp_path / "percent.csv"
+
+  def write(rows):
+    with open(path, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+      writer.writeheader()
+      writer.writerows(rows)
+
+  finite = [i for i, r in enumerate(rows) if np.isfinite(float(r["test_accuracy"]))]
+  percent = [dict(r, test_accuracy=f"{100 * float(r['test_accuracy']):.2f}") for r in rows]
+  write(percent)
+  first = finite[0]
+  with pytest.raises(ValueError) as err:
+    C.load_results(str(path))
+  value = float(percent[first]["test_accuracy"])
+  want = f"calibration={str(path)!r} line {first + 2}: test_accuracy={value:g} is outside [0, 1]"
+  assert str(err.value).startswith(want) and "(percent? write" in str(err.value)
+  # One bad row among good ones is found too; fractions (the committed CSV) still load.
+  mixed = [dict(r) for r in rows]
+  mixed[finite[-1]]["test_accuracy"] = "-0.1"
+  write(mixed)
+  with pytest.raises(ValueError, match=rf"line {finite[-1] + 2}: test_accuracy=-0.1 is outside"):
+    C.load_results(str(path))
+  specs, acc = C.load_results(C.DEFAULT_CSV)
+  assert np.all((acc >= 0) & (acc <= 1))
