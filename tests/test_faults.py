@@ -393,3 +393,94 @@ def test_calibration_refuses_percent_accuracies_naming_file_and_line(tmp_path):
     C.load_results(str(path))
   specs, acc = C.load_results(C.DEFAULT_CSV)
   assert np.all((acc >= 0) & (acc <= 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel cache integrity
+
+_KERNEL_CHECK = """
+import numpy as np, jax, jax.numpy as jnp
+from nf_jax import kernels, topology as T
+t = T.make("butterfly", 64, radix=2)
+rng = np.random.default_rng(0)
+w = [jnp.asarray(rng.normal(size=s.shape), jnp.float32) for s in t.stages]
+x = jnp.asarray(rng.normal(size=(8, 64)), jnp.float32)
+got = kernels.cascade_matmul(x, w, t, impl="cpu_ffi")
+ref = x @ kernels.cascade_dense_matrix(w, t)
+np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-4, atol=1e-4)
+print("KERNEL OK")
+"""
+
+
+@pytest.fixture(scope="module")
+def built_kernel():
+  """A verified build of the C++ kernel (in the default cache) and its integrity record."""
+  from nf_jax.kernels import cpu_ffi
+
+  why = cpu_ffi.refusal()
+  if why is not None:
+    pytest.skip(f"cpu_ffi cannot build here: {why}")
+  path = cpu_ffi._library_path()
+  return path, cpu_ffi._record_path(path)
+
+
+def test_kernel_cache_problems_are_named(built_kernel, tmp_path):
+  from nf_jax.kernels import cpu_ffi
+
+  real, record = built_kernel
+  assert cpu_ffi.cache_problem(real) is None
+  assert json.loads(record.read_text())["size"] == real.stat().st_size
+  lib = tmp_path / real.name
+  assert cpu_ffi.cache_problem(lib) is None  # absent: simply built
+  data = real.read_bytes()
+  lib.write_bytes(data)
+  assert "no integrity record" in cpu_ffi.cache_problem(lib)
+  cpu_ffi._record_path(lib).write_text("{not json")
+  assert "record" in cpu_ffi.cache_problem(lib) and "unreadable" in cpu_ffi.cache_problem(lib)
+  shutil.copy(record, cpu_ffi._record_path(lib))
+  assert cpu_ffi.cache_problem(lib) is None
+  lib.write_bytes(data[: len(data) // 3])
+  assert f"{len(data) // 3} bytes but was built as {len(data)}" in cpu_ffi.cache_problem(lib)
+  lib.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+  assert "sha256 differs" in cpu_ffi.cache_problem(lib)
+
+
+@pytest.mark.parametrize("fault", ["truncated", "garbage"])
+def test_bad_cached_kernel_is_rebuilt_with_a_warning(built_kernel, tmp_path, fault):
+  """A truncated cached .so used to kill the process (SIGBUS); garbage disabled the kernel."""
+  real, record = built_kernel
+  cache = tmp_path / "cache"
+  cache.mkdir()
+  lib = cache / real.name
+  data = real.read_bytes()
+  if fault == "truncated":
+    lib.write_bytes(data[: len(data) // 2])
+  else:
+    lib.write_bytes(np.random.default_rng(0).integers(0, 256, len(data), np.uint8).tobytes())
+  shutil.copy(record, cache / record.name)
+  # A stand-in compiler that copies the real build (a real compile takes ~30 s) and logs calls.
+  compiler = tmp_path / "fake-cxx"
+  compiler.write_text(
+    "#!/bin/sh\n"
+    f'echo built >> "{tmp_path}/builds"\n'
+    'while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done\n'
+    f'cp "{real}" "$out"\n'
+  )
+  compiler.chmod(0o755)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "NF_JAX_CACHE": str(cache), "CXX": str(compiler)}
+  out = subprocess.run(
+    [sys.executable, "-c", _KERNEL_CHECK],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert out.returncode == 0 and "KERNEL OK" in out.stdout, (out.returncode, out.stderr[-3000:])
+  reason = "truncated or partial" if fault == "truncated" else "sha256 differs"
+  warnings = [ln for ln in out.stderr.splitlines() if "WARNING" in ln and "rebuilding" in ln]
+  assert len(warnings) == 1 and reason in warnings[0], out.stderr[-3000:]
+  assert (tmp_path / "builds").read_text() == "built\n"
+  assert lib.read_bytes() == data and json.loads((cache / record.name).read_text()) == json.loads(
+    record.read_text()
+  )
