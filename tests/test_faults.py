@@ -484,3 +484,83 @@ def test_bad_cached_kernel_is_rebuilt_with_a_warning(built_kernel, tmp_path, fau
   assert lib.read_bytes() == data and json.loads((cache / record.name).read_text()) == json.loads(
     record.read_text()
   )
+
+
+# ---------------------------------------------------------------------------------------------
+# kill -9 at random points of a real CLI run, then --resume
+
+
+def test_kill9_at_random_points_then_resume_gives_identical_outputs(tmp_path):
+  """SIGKILL the CLI at random points (before any checkpoint, inside generations, while the
+  outputs are written), restart it (--resume once a checkpoint exists) until it finishes: the
+  outputs equal those of an uninterrupted run. Bounded: each wait has a deadline. (This
+  replaces test_pareto.py's single-kill test, so the suite runs only ~3 more processes.)"""
+  import signal
+  import time
+
+  rng = np.random.default_rng(int(time.time()))  # new points each run; printed on failure
+  seed_note = f"kill delays drawn by {rng.bit_generator.state['state']['state']}"
+  tiny = dict(TINY, generations=3)
+  args = [f"--{k}={','.join(v) if isinstance(v, tuple) else v}" for k, v in tiny.items()]
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    # Later processes reuse the first one's compiled simulator (a restart costs seconds).
+    "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+  }
+
+  def start(workdir, resume, devices=1):
+    cmd = [sys.executable, "-m", "nf_jax.pareto", f"--workdir={workdir}", *args]
+    return subprocess.Popen(
+      cmd + ["--resume"] * resume,
+      cwd=ROOT,
+      env={**env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"},
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+
+  def generation(workdir):
+    try:
+      return json.loads((workdir / PS.CHECKPOINT).read_text())["checkpoint"]["generation"]
+    except (OSError, ValueError):
+      return -1
+
+  reference = tmp_path / "reference"
+  done = start(reference, resume=False)
+  assert done.wait(timeout=300) == 0, done.stderr.read()[-2000:]
+  workdir = tmp_path / "killed"
+  # Kill points: during start-up (no checkpoint yet), after generation 1 and 2 are saved (in
+  # the next generation's evaluation or save), after the last one (while outputs are written).
+  points = [(-1, rng.uniform(0.0, 3.0)), (1, rng.uniform(0.0, 1.0)), (2, rng.uniform(0.0, 1.0))]
+  points.append((tiny["generations"], rng.uniform(0.0, 0.5)))
+  kills, resumes = 0, 0
+  for after, delay in points:
+    resumes += generation(workdir) >= 0
+    proc = start(workdir, resume=generation(workdir) >= 0)
+    deadline = time.time() + 120
+    while generation(workdir) < after and proc.poll() is None and time.time() < deadline:
+      time.sleep(0.05)
+    time.sleep(delay)
+    if proc.poll() is None:
+      os.kill(proc.pid, signal.SIGKILL)
+      kills += 1
+    proc.wait()
+    if proc.returncode not in (0, -signal.SIGKILL):
+      pytest.fail(f"{seed_note}; run failed: {proc.stderr.read()[-2000:]}")
+  # The last part runs sharded over 4 forced CPU devices: population-axis sharding must not
+  # change a value either.
+  resumed_at = generation(workdir)
+  proc = start(workdir, resume=resumed_at >= 0, devices=4)
+  assert proc.wait(timeout=300) == 0, f"{seed_note}: {proc.stderr.read()[-2000:]}"
+  assert kills >= 2 and resumes >= 2 and resumed_at == tiny["generations"], seed_note
+  for name in ("pareto.csv", "evaluations.csv", "hypervolume.csv"):
+    assert (workdir / name).read_text() == (reference / name).read_text(), (name, seed_note)
+  got = json.loads((workdir / "summary.json").read_text())
+  want = json.loads((reference / "summary.json").read_text())
+  for key in ("evaluations", "unique_designs", "front_size", "final_hypervolume", "picks"):
+    assert got[key] == want[key], (key, seed_note)
+  assert got["devices"] == 4
+  # Finished generations came from the checkpoint: at most one evaluation per remaining one.
+  assert got["batched_evaluations_this_process"] <= tiny["generations"] - max(resumed_at, 0)
