@@ -491,7 +491,7 @@ def _config_record(config: SearchConfig) -> dict[str, Any]:
   return record
 
 
-def _canonical(payload: dict[str, Any]) -> str:
+def _canonical(payload: Any) -> str:
   return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
@@ -540,8 +540,8 @@ def _load(path: str, config: SearchConfig, acc_fn: PP.AccuracyFn | None = None) 
       the message names the file, the differing fields and the fix.
   """
   fix = (
-    "start again with --overwrite (or a new --workdir); finished generations are lost, "
-    "outputs of the run are not"
+    "start again in a new --workdir, or with --overwrite (which discards this run's checkpoint "
+    "and outputs)"
   )
   try:
     with open(path, encoding="utf-8") as f:
@@ -857,8 +857,13 @@ def run(
       )
     state.generation += 1
     if replay:
-      if state.generation == done.generation and state.log != done.log:
-        raise RuntimeError("resume: replaying the checkpoint's generations diverged from its log")
+      # Compared as JSON text: a NaN objective equals itself there (not in a list compare).
+      if state.generation == done.generation and _canonical(state.log) != _canonical(done.log):
+        raise CheckpointError(
+          f"--resume: replaying the {done.generation} generations of {ckpt} gave other designs "
+          "than its log (a checkpoint of another code version, or edited); start again in a new "
+          "--workdir, or with --overwrite"
+        )
     elif ckpt is not None and jax.process_index() == 0:
       _save(state, ckpt)
     bar.update(1)

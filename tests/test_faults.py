@@ -175,6 +175,20 @@ def test_corrupt_truncated_or_foreign_checkpoint_names_file_and_fix(tmp_path, mo
     assert str(ckpt) in str(err.value) and "--overwrite" in str(err.value), name
 
 
+def test_checkpoint_that_replays_differently_is_refused(tmp_path, monkeypatch):
+  """A consistent checkpoint whose cached objectives do not reproduce its log (another code
+  version, or an edit with the hash redone) is refused, not continued from a different state."""
+  config, workdir, ckpt = _checkpointed(monkeypatch, tmp_path)
+  body = json.loads(ckpt.read_text())["checkpoint"]
+  first = PP.genome_hash(body["log"][0][1])
+  body["evaluator"]["cache"][first]["power"] *= 1000.0
+  text = PS._canonical(body)
+  digest = hashlib.sha256(text.encode()).hexdigest()
+  ckpt.write_text(json.dumps({"sha256": digest, "checkpoint": body}))
+  with pytest.raises(PS.CheckpointError, match=r"replaying the 2 generations of .* other designs"):
+    _run(config, str(workdir), resume=True)
+
+
 def test_resume_with_other_settings_names_each_field(tmp_path, monkeypatch):
   # The calibration CSV is compared by content: a copy elsewhere resumes, an edited one does not.
   copies = [tmp_path / d / "results.csv" for d in ("a", "b", "c")]
