@@ -8,7 +8,10 @@ FFI call that recomputes the tile's forward pass and returns ``dx`` and ``dW`` (
 
 The source is compiled on first use with the system C++ compiler (``$CXX``, else ``g++``) at
 ``-O3 -march=native`` into ``$NF_JAX_CACHE`` (default ``~/.cache/nf_jax``), keyed by a hash of
-the source, the flags, the jaxlib version and this CPU's model and flags. Arithmetic is
+the source, the flags, the jaxlib version and this CPU's model and flags. The build is atomic
+(a temporary file in the cache folder, then ``os.replace``) and leaves a size + sha256 record
+beside the library (``<name>.so.sha256``); a library that fails it (truncated, corrupt, or
+without a record) or that the loader rejects is rebuilt with a WARNING. Arithmetic is
 float32; other dtypes are cast at the boundary. ``NF_CPU_THREADS`` caps the worker threads
 (default: all hardware threads).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -32,6 +36,7 @@ import jaxlib
 import numpy as np
 from absl import logging
 
+from nf_jax import io_utils
 from nf_jax.topology import Topology
 
 SOURCE = Path(__file__).with_name("cpu_cascade.cc")
@@ -60,6 +65,40 @@ def _library_path() -> Path:
   return cache / f"cpu_cascade-{key}.so"
 
 
+def _record_path(library: Path) -> Path:
+  """The integrity record beside a cached library: JSON ``{"size": bytes, "sha256": hex}``."""
+  return library.with_name(library.name + ".sha256")
+
+
+def _digest(path: Path | str) -> dict[str, int | str]:
+  data = Path(path).read_bytes()
+  return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def cache_problem(library: Path) -> str | None:
+  """Why the cached ``library`` must not be loaded (None: absent, or it matches its record).
+
+  Loading a truncated shared object maps pages past its end and kills the process with SIGBUS,
+  so the size and sha256 are checked against the record written at build time first.
+  """
+  if not library.exists():
+    return None
+  record_path = _record_path(library)
+  try:
+    record = json.loads(record_path.read_text())
+    want = {"size": int(record["size"]), "sha256": str(record["sha256"])}
+  except FileNotFoundError:
+    return f"it has no integrity record {record_path.name} (an older or interrupted build)"
+  except (OSError, ValueError, TypeError, KeyError) as err:
+    return f"its integrity record {record_path.name} is unreadable ({type(err).__name__})"
+  got = _digest(library)
+  if got["size"] != want["size"]:
+    return f"it is {got['size']} bytes but was built as {want['size']} (truncated or partial)"
+  if got["sha256"] != want["sha256"]:
+    return "its sha256 differs from the one recorded at build time (corrupt)"
+  return None
+
+
 def _compile(target: Path) -> None:
   compiler = os.environ.get("CXX", "g++")
   if shutil.which(compiler) is None:
@@ -71,22 +110,46 @@ def _compile(target: Path) -> None:
   # Compile to a private name, then rename: concurrent processes never load a partial file.
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
   os.close(fd)
-  cmd = [compiler, *FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", tmp]
-  done = subprocess.run(cmd, capture_output=True, text=True)
-  if done.returncode != 0:
-    os.unlink(tmp)
-    raise BuildError(f"compiling {SOURCE.name} failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
-  os.replace(tmp, target)
+  try:
+    cmd = [compiler, *FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", tmp]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+      raise BuildError(f"compiling {SOURCE.name} failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    record = json.dumps(_digest(tmp))
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, target)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+  io_utils.atomic_write_text(str(_record_path(target)), record)
   logging.info("cpu_ffi: built %s", target)
 
 
 @functools.cache
 def _load() -> None:
-  """Builds (once per machine and source version), loads and registers the FFI targets."""
+  """Builds (once per machine and source version), verifies, loads and registers the targets.
+
+  A cached library that fails its integrity record, or that the loader rejects, is rebuilt
+  (with a WARNING saying why) instead of being loaded or disabling the kernel for good.
+  """
   path = _library_path()
-  if not path.exists():
+  problem = cache_problem(path)
+  if problem is not None:
+    logging.warning("cpu_ffi: rebuilding the cached kernel %s: %s", path, problem)
+  if problem is not None or not path.exists():
     _compile(path)
-  library = ctypes.cdll.LoadLibrary(str(path))
+  try:
+    library = ctypes.cdll.LoadLibrary(str(path))
+  except OSError as err:
+    logging.warning("cpu_ffi: rebuilding %s: the loader rejected it (%s)", path, err)
+    _compile(path)
+    try:
+      library = ctypes.cdll.LoadLibrary(str(path))
+    except OSError as again:
+      raise BuildError(
+        f"the freshly built {path} does not load ({again}); check the compiler ($CXX) or pick "
+        "impl='xla_blocked' / 'xla_gather'"
+      ) from again
   for name, symbol in TARGETS.items():
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
 

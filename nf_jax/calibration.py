@@ -50,7 +50,8 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
   study's ablation) are dropped.
 
   Raises:
-    ValueError: a missing file or column, or fewer than 3 usable rows.
+    ValueError: a missing file or column, an accuracy that is not a fraction in ``[0, 1]``
+      (e.g. percent; the line is named), or fewer than 3 usable rows.
   """
   if not os.path.exists(path):
     raise ValueError(f"calibration={path!r} does not exist; pass a study results.csv")
@@ -61,8 +62,19 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
   if missing:
     raise ValueError(f"calibration={path!r} lacks columns {sorted(missing)}")
   specs, acc = [], []
-  for r in rows:
-    a = float(r["test_accuracy"])
+  for line, r in enumerate(rows, start=2):  # line 1 is the header
+    try:
+      a = float(r["test_accuracy"])
+    except (TypeError, ValueError):
+      raise ValueError(
+        f"calibration={path!r} line {line}: test_accuracy={r['test_accuracy']!r} is not a number"
+      ) from None
+    if math.isfinite(a) and not 0.0 <= a <= 1.0:
+      hint = f" (percent? write {a / 100:g})" if 1.0 < a <= 100.0 else ""
+      raise ValueError(
+        f"calibration={path!r} line {line}: test_accuracy={a:g} is outside [0, 1]{hint}; "
+        "accuracies are fractions"
+      )
     if not math.isfinite(a) or sweep.is_init_ablation(r):
       continue
     params: dict[str, Any] = {k: int(r[k]) for k in PARAM_KEYS if r.get(k, "") != ""}

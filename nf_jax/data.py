@@ -4,8 +4,10 @@
 (``float32[N, H*W*C]``) and integer labels (``int32[N]``). Sources, in order:
 
 1. IDX files (the format of LeCun's MNIST and Zalando's Fashion-MNIST; ``mnist`` and
-   ``fashion_mnist``): ``data_dir`` (or ``data_dir/fashion-mnist``) and, for ``fashion_mnist``,
-   Debian's ``dataset-fashion-mnist`` package at ``/usr/share/datasets/fashion-mnist``.
+   ``fashion_mnist``): ``data_dir`` (or ``data_dir/fashion-mnist``) when given, else, for
+   ``fashion_mnist``, Debian's ``dataset-fashion-mnist`` package at
+   ``/usr/share/datasets/fashion-mnist``. A given ``data_dir`` is never replaced by Debian's
+   copy: a missing folder, or one with only some of the four IDX files, is an error.
 2. TensorFlow Datasets (``mnist``, ``fashion_mnist``, ``cifar10``), imported lazily, read from
    ``data_dir`` with ``download=False``: nothing here ever downloads.
 
@@ -136,12 +138,11 @@ def _find_idx(directory: str, stem: str) -> str | None:
 
 
 def _idx_dirs(name: str, data_dir: str | None) -> list[str]:
-  dirs = []
+  """Folders searched for IDX files: ``data_dir`` (and its ``<name>`` subfolder) when given,
+  else Debian's copy (Fashion-MNIST only). A given ``data_dir`` is never substituted."""
   if data_dir is not None:
-    dirs += [data_dir, os.path.join(data_dir, name.replace("_", "-"))]
-  if name == "fashion_mnist":
-    dirs.append(DEBIAN_FASHION_MNIST_DIR)
-  return dirs
+    return [data_dir, os.path.join(data_dir, name.replace("_", "-"))]
+  return [DEBIAN_FASHION_MNIST_DIR] if name == "fashion_mnist" else []
 
 
 def load_idx_dir(directory: str, num_classes: int = 10) -> tuple[np.ndarray, ...]:
@@ -270,18 +271,33 @@ def load(name: str, data_dir: str | None = None) -> Dataset:
 
   Raises:
     ValueError: for an unknown name.
-    DatasetNotFoundError: neither source has the data (the message names both remedies).
+    DatasetNotFoundError: neither source has the data (the message names both remedies), or
+      a given ``data_dir`` is missing or holds only some of the IDX files (named).
     CorruptDataError: a file is corrupt or truncated.
   """
   if name not in NAMES:
     raise ValueError(f"name={name!r} is not a known data set; choose one of {NAMES}")
   num_classes = NUM_CLASSES[name]
+  if data_dir is not None and not os.path.isdir(data_dir):
+    what = "is a file" if os.path.exists(data_dir) else "does not exist"
+    raise DatasetNotFoundError(
+      f"data_dir={data_dir!r} {what}; pass the folder that holds {name!r}'s files, or omit "
+      "data_dir for the default source"
+    )
   arrays, source = None, None
   if name in IDX_NAMES:
     for directory in _idx_dirs(name, data_dir):
       if _has_idx(directory):
         arrays, source = load_idx_dir(directory, num_classes), directory
         break
+      stems = [stem for files in IDX_FILES.values() for stem in files[:2]]
+      missing = [stem for stem in stems if _find_idx(directory, stem) is None]
+      if data_dir is not None and len(missing) < len(stems):  # some files, not all: partial
+        raise DatasetNotFoundError(
+          f"data_dir={data_dir!r}: {directory} holds only part of {name!r}'s IDX files; missing "
+          f"{', '.join(m + '[.gz]' for m in missing)}. Add them, or omit data_dir for the "
+          "default source"
+        )
   if arrays is None:
     arrays, source = _load_tfds(name, data_dir), f"tfds:{data_dir}"
   if arrays is None:

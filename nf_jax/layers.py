@@ -91,8 +91,8 @@ class SparseCascade(nn.Module):
   Attributes:
     topology: the static tables (hashable; jitted callers specialise once per topology).
     use_bias: add a bias ``[n_out]``.
-    dtype: computation dtype (default: inferred from inputs and params).
-    param_dtype: dtype of the stage weights and bias.
+    dtype: computation dtype (default: inferred from inputs and params); floating.
+    param_dtype: dtype of the stage weights and bias; floating (others are refused).
     weight_init: one of ``INITS``.
     bias_init: initializer for the bias.
     activation: optional nonlinearity applied between sublayers (not after the last).
@@ -109,6 +109,23 @@ class SparseCascade(nn.Module):
   activation: Callable[[jax.Array], jax.Array] | None = None
   impl: str = "auto"
   interpret: bool = False
+
+  def __post_init__(self) -> None:
+    # Integer weights would be initialised by truncating draws of variance ~1/fan_in: all 0.
+    for field in ("param_dtype", "dtype"):
+      value = getattr(self, field)
+      if value is None and field == "dtype":
+        continue
+      try:
+        floating = jnp.issubdtype(jnp.dtype(value), jnp.floating)
+      except TypeError:
+        floating = False
+      if not floating:
+        raise ValueError(
+          f"SparseCascade {field}={value!r} is not a floating dtype; use jnp.float32 or "
+          "jnp.bfloat16 (to quantise, convert trained float weights afterwards)"
+        )
+    super().__post_init__()
 
   @property
   def features(self) -> int:

@@ -9,7 +9,9 @@ Command (embedded default, offline, 2 CPU cores)::
 
 Flags: ``--seed --population --generations --workdir --algorithm --n_partitions
 --inner_partitions --accuracy --calibration --features --fit_steps --train_steps --max_area
---max_power --min_accuracy --batch --resume --distributed``.
+--max_power --min_accuracy --batch --resume --overwrite --distributed``. Bad settings, a
+workdir holding another run, a corrupt checkpoint and an infeasible constraint exit non-zero
+with a message that names the fix.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from nf_jax import calibration as C
 from nf_jax.pareto_search import ACCURACY_MODES as ACCURACY_MODES
 from nf_jax.pareto_search import ALGORITHMS as ALGORITHMS
 from nf_jax.pareto_search import CHECKPOINT as CHECKPOINT
+from nf_jax.pareto_search import CheckpointError as CheckpointError
 from nf_jax.pareto_search import CoDesignProblem as CoDesignProblem
+from nf_jax.pareto_search import InfeasibleError as InfeasibleError
 from nf_jax.pareto_search import SearchConfig as SearchConfig
 from nf_jax.pareto_search import SearchResult as SearchResult
 from nf_jax.pareto_search import SearchState as SearchState
@@ -70,6 +74,9 @@ flags.DEFINE_float("max_power", None, "Constraint: power <= this (W).")
 flags.DEFINE_float("min_accuracy", None, "Constraint: accuracy >= this (fraction).")
 flags.DEFINE_integer("batch", 64, "Inference batch for throughput (latency is for batch 1).")
 flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its checkpoint.")
+flags.DEFINE_bool(
+  "overwrite", False, "Replace the checkpoint and outputs of another run in --workdir."
+)
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
 flags.DEFINE_float("generation_delay_s", 0.0, "Sleep per generation (interruption demos).")
 
@@ -101,12 +108,24 @@ def main(argv: Sequence[str]) -> None:
     jax.distributed.initialize()
   if FLAGS.resume and not FLAGS.workdir:
     raise ValueError("--resume needs --workdir (the folder of the interrupted run)")
-  config = config_from_flags()
+  try:
+    config = config_from_flags()
+  except ValueError as err:
+    sys.exit(f"error: {err}")
   workdir = FLAGS.workdir or os.path.join(
     "runs", "pareto-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
   )
   t0 = time.time()
-  result = run(config, workdir, resume=FLAGS.resume, generation_delay_s=FLAGS.generation_delay_s)
+  try:
+    result = run(
+      config,
+      workdir,
+      resume=FLAGS.resume,
+      overwrite=FLAGS.overwrite,
+      generation_delay_s=FLAGS.generation_delay_s,
+    )
+  except ValueError as err:  # bad settings, workdir or checkpoint; no design feasible
+    sys.exit(f"error: {err}")
   if result.calibration is not None:
     cal = result.calibration
     print(

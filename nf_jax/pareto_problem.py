@@ -320,7 +320,7 @@ AccuracyFn = Callable[[list[tuple[str, int, dict[str, Any]]]], np.ndarray]
 
 
 class Evaluator:
-  """Evaluates populations with caches; the state pickles (checkpoints keep the caches).
+  """Evaluates populations with caches (a search checkpoint saves them as JSON data).
 
   Attributes:
     accuracy_fn: maps distinct hidden-topology specs to accuracies ``float[k]`` in [0, 1].

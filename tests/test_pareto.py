@@ -6,13 +6,7 @@ fit-based proxy compiles (CI time); the fit path is exercised by nf_jax.proxy's 
 
 from __future__ import annotations
 
-import base64
 import os
-import pickle
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -237,56 +231,6 @@ def test_constraints_make_designs_infeasible(reference_run):
   area_c = np.asarray([cons.evaluator.cache[PP.genome_hash(x)]["area"] for x in cons.genomes])
   np.testing.assert_array_equal(cons.feasible, area_c <= limit)
   assert np.all(area_c[cons.front] <= limit)
-
-
-def test_resume_after_kill_matches_uninterrupted(reference_run, tmp_path):
-  res, _ = reference_run
-  workdir = str(tmp_path / "killed")
-  cmd = [
-    sys.executable,
-    "-m",
-    "nf_jax.pareto",
-    f"--workdir={workdir}",
-    f"--population={TINY['population']}",
-    f"--generations={TINY['generations']}",
-    f"--n_partitions={TINY['n_partitions']}",
-    f"--inner_partitions={TINY['inner_partitions']}",
-    f"--features={','.join(TINY['features'])}",
-  ]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  proc = subprocess.Popen(
-    cmd + ["--generation_delay_s=30"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
-  )
-  ckpt = os.path.join(workdir, PA.CHECKPOINT)
-  deadline = time.time() + 240
-  try:
-    while not os.path.exists(ckpt) and time.time() < deadline and proc.poll() is None:
-      time.sleep(0.5)
-  finally:
-    os.kill(proc.pid, signal.SIGKILL)  # kill -9 mid-run (it sleeps 30 s after generation 1)
-    proc.wait()
-  with open(ckpt) as f:
-    done = pickle.loads(base64.b64decode(f.read()))
-  assert 1 <= done.generation < TINY["generations"]
-  # The resumed half runs sharded over 4 forced CPU devices: the front must still be identical
-  # to the uninterrupted 1-device run (population-axis sharding changes no value).
-  env4 = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-  out = subprocess.run(
-    cmd + ["--resume"], cwd=ROOT, env=env4, capture_output=True, text=True, timeout=300
-  )
-  assert out.returncode == 0, out.stderr[-2000:]
-  import json
-
-  with open(os.path.join(workdir, "summary.json")) as f:
-    summary = json.load(f)
-  # Finished generations came from the checkpoint's cache: at most one batched evaluation per
-  # remaining generation.
-  assert summary["batched_evaluations_this_process"] <= TINY["generations"] - done.generation
-  assert summary["devices"] == 4
-  with open(os.path.join(workdir, "pareto.csv")) as f:
-    got = sorted(line.split(",")[1] for line in f.read().splitlines()[1:])
-  want = sorted(" ".join(map(str, res.genomes[i])) for i in res.front)
-  assert got == want
 
 
 def test_benchmark_smoke():
