@@ -23,8 +23,8 @@ CASES = {
   "butterfly_r16": dict(name="butterfly", n=256, radix=16),
   "clos_16x16": dict(name="clos", n=256, radix=16, width=16),
   "block_diagonal_r8_skip": dict(name="block_diagonal", n=64, radix=8, skip=True),
-  # Eight radix-2 stages merged into two 16x16 block stages.
-  "butterfly_r2_merged": dict(name="butterfly", n=256, radix=2),
+  # Seven radix-2 stages merged into a 16x16 and an 8x8 block stage.
+  "butterfly_r2_merged": dict(name="butterfly", n=128, radix=2),
 }
 TILINGS = {
   "accelerator": kernels.BlockSizes.get_default("gpu", impl="xla_blocked"),
@@ -33,7 +33,7 @@ TILINGS = {
 BATCH = 40  # above the CPU tile (two tiles, one padded); no block edge equals it
 # Max |error| / max |reference| in bfloat16: 8 mantissa bits (4e-3 per rounding), one rounding
 # per (merged) stage and per cast of x and the weights. Measured here: 4.8e-3 (butterfly radix
-# 16) to 8.9e-3 (eight radix-2 stages merged into two 16x16 blocks).
+# 16) to 9.5e-3 (seven radix-2 stages merged into two blocks).
 BF16_TOLERANCE = 2e-2
 
 
@@ -53,11 +53,8 @@ def full_precision_fp32_matmuls():
     yield
 
 
-# The CPU tiling (tests/test_kernels.py covers it in bf16 too) on the two cases with most stages.
-BF16_CASES = [(key, "accelerator") for key in CASES] + [
-  ("butterfly_r2_merged", "cpu"),
-  ("block_diagonal_r8_skip", "cpu"),
-]
+# The CPU tiling once more (tests/test_kernels.py runs it in bf16 on merged radix-2/4 stages).
+BF16_CASES = [(key, "accelerator") for key in CASES] + [("block_diagonal_r8_skip", "cpu")]
 
 
 @pytest.mark.parametrize("key,tiling", BF16_CASES)
@@ -128,4 +125,4 @@ def test_blocked_runs_one_batched_matmul_per_stage_and_no_gather(key):
   counts = _activation_ops(jaxpr, BATCH)
   assert counts == {"dot_general": len(program), "gather": 0}
   if key == "butterfly_r2_merged":
-    assert [(sp.ko, sp.ki) for sp in program] == [(16, 16), (16, 16)]
+    assert [(sp.ko, sp.ki) for sp in program] == [(16, 16), (8, 8)]
