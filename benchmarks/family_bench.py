@@ -326,7 +326,7 @@ def run_sweep(models: int, steps: int, batch: int, n: int, depth: int, d_in: int
   idx = jnp.asarray(rng.integers(0, 2048, (steps + 1, models, batch)), jnp.int32)
 
   def init(seed):
-    keys = jax.random.split(jax.random.PRNGKey(seed), depth + 1)
+    keys = jax.random.split(jax.random.key(seed), depth + 1)
     stages = [jax.random.normal(k, s.shape) / math.sqrt(s.shape[1]) for k, s in zip(keys, t.stages)]
     head = jax.random.normal(keys[-1], (n, 10)) / math.sqrt(n)
     return dict(stages=stages, bias=jnp.zeros(n), head=head, head_bias=jnp.zeros(10))

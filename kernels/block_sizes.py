@@ -50,7 +50,7 @@ class BlockSizes:
     16/32/64/128/256/1024 measured by the session that wrote this (N=4096, radix 2). GPU/TPU,
     ``xla_blocked``: the whole batch at once (``UNTILED``), so each stage is one batched matmul
     over every row; a ``lax.map`` over small tiles runs them one after another (68 ms forward
-    on an H100 with 8-row tiles, benchmarks/README.md). GPU/TPU, ``pallas``: the Triton
+    on an H100 in the first GPU run, benchmarks/README.md). GPU/TPU, ``pallas``: the Triton
     kernel holds a ``[batch_tile, N]`` tile and its ``batch_tile x N x fan-in`` stage products
     in registers, so few rows and little merging: the best of the sweep in
     ``benchmarks/gpu_check.sh`` on an H100 (N=4096, B=8192, fp32; benchmarks/README.md).

@@ -48,8 +48,8 @@ AUTO_ORDER: dict[str, AutoEntry] = {
     "benchmarks/results/cpu_bench.txt (2-core EPYC, N=4096, B=1024, radix-2 depth 12, fp32): "
     "fwd+bwd cpu_ffi 24-35 ms, xla_blocked 90-123 ms, xla_gather 279-284 ms, dense 530-544 ms",
   ),
-  # Only radix-2 depth 12 was measured; xla_blocked was last timed with a lax.map over 8-row
-  # tiles (68 ms forward fp32), not untiled as it now runs on GPU: benchmarks/gpu_check.sh
+  # Only radix-2 depth 12 was measured; xla_blocked was last timed with a lax.map over small
+  # batch tiles (68 ms forward fp32), not untiled as it now runs on GPU: benchmarks/gpu_check.sh
   # measures it, and this entry should follow what that shows.
   "cuda": AutoEntry(
     ("xla_gather",),
