@@ -22,8 +22,21 @@ from nf_jax.kernels.block_sizes import BlockSizes
 
 from nf_jax.topology import Topology
 
-# All implementations; see choose_impl for the order "auto" tries them in on each backend.
+# All implementations; dispatch.AUTO_ORDER says which "auto" tries on each platform, in order.
 IMPLEMENTATIONS = ("pallas", "cpu_ffi", "xla_blocked", "xla_gather")
+
+
+def validate_impl(impl: str) -> str:
+  """Returns ``impl`` if it is ``"auto"`` or one of ``IMPLEMENTATIONS``, else raises ValueError.
+
+  Cheap (no topology needed): configs can check their ``impl`` field before any work.
+  """
+  if not isinstance(impl, str) or impl not in ("auto",) + IMPLEMENTATIONS:
+    raise ValueError(
+      f"impl={impl!r} is not one of {('auto',) + IMPLEMENTATIONS}; 'auto' picks per platform"
+    )
+  return impl
+
 
 # Bytes of one fused-kernel batch tile (all lanes of the widest stage, float32) that should stay
 # on chip: an H100 SM has a 256 KiB register file (64K 32-bit registers; NVIDIA H100 Tensor Core
@@ -130,11 +143,7 @@ def choose_impl(
   """
   platform = platform or dispatch.host_platform()
   platform = "cuda" if platform == "gpu" else platform
-  if impl != "auto":
-    if impl not in IMPLEMENTATIONS:
-      raise ValueError(
-        f"impl={impl!r} is not one of {('auto',) + IMPLEMENTATIONS}; 'auto' picks per platform"
-      )
+  if validate_impl(impl) != "auto":
     reason = _refusal(impl, topology, _sizes(block_sizes, platform, impl))
     if reason is not None:
       raise ValueError(
@@ -227,10 +236,7 @@ def cascade_matmul(
     ``[..., n_out]`` in ``x.dtype``.
   """
   validate_args(x, weights, topology)
-  if impl != "auto" and impl not in IMPLEMENTATIONS:
-    raise ValueError(
-      f"impl={impl!r} is not one of {('auto',) + IMPLEMENTATIONS}; 'auto' picks per platform"
-    )
+  validate_impl(impl)
   host = dispatch.host_platform()
   lead = x.shape[:-1]
   flat = x.reshape(-1, topology.n_in)

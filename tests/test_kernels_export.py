@@ -130,7 +130,11 @@ def test_every_platform_choice_is_a_valid_name_and_bad_names_are_refused():
   )
   impl, reason = kernels.choose_impl(x, t, platform="metal")
   assert impl == "xla_gather" and "no entry" in reason
+  for good in ("auto", *kernels.IMPLEMENTATIONS):
+    assert kernels.validate_impl(good) == good
   for bad in ("fast", "Pallas", "", None):
+    with pytest.raises(ValueError, match=r"is not one of \('auto', 'pallas'"):
+      kernels.validate_impl(bad)
     with pytest.raises(ValueError, match=r"is not one of \('auto', 'pallas'"):
       kernels.cascade_matmul(x, ws, t, bad)
 
