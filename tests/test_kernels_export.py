@@ -119,6 +119,26 @@ def test_auto_table_only_lists_paths_that_lower_and_cites_its_source():
   assert "pallas" not in dispatch.LOWERS["tpu"]
 
 
+def test_lowers_table_matches_what_exports():
+  """Every path LOWERS lists exports for that platform; the two it leaves out of TPU do not
+  (Pallas's Triton parameters fail the TPU lowering; the C++ kernel is a CPU-only FFI call)."""
+  t = make("butterfly", True)
+  x, ws = args(t)
+  for platform in ("cuda", "rocm", "tpu"):
+    for impl in kernels.IMPLEMENTATIONS:
+      if impl == "cpu_ffi" and not CPU_FFI:
+        continue
+      sizes = kernels.BlockSizes.get_default(platform, impl=impl)
+      fwd = lambda x, ws, impl=impl, sizes=sizes: kernels.cascade_matmul(
+        x, ws, t, impl, block_sizes=sizes
+      )
+      if impl in dispatch.LOWERS[platform]:
+        exported_text(fwd, [platform], x, ws)
+      elif platform == "tpu" or impl == "cpu_ffi":
+        with pytest.raises((AssertionError, ValueError, NotImplementedError)):
+          exported_text(fwd, [platform], x, ws)
+
+
 def test_every_platform_choice_is_a_valid_name_and_bad_names_are_refused():
   t = make("butterfly", False)
   x, ws = args(t)
