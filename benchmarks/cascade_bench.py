@@ -76,9 +76,9 @@ flags.DEFINE_integer("num_warps", 0, "BlockSizes.num_warps, pallas on GPU (0: th
 flags.DEFINE_integer("backward_programs", 0, "BlockSizes.backward_programs (0: the default).")
 
 
-def block_sizes_from_flags() -> kernels.BlockSizes:
-  """The backend's default tiling with the non-zero tiling flags applied."""
-  default = kernels.BlockSizes.get_default(jax.default_backend())
+def block_sizes_from_flags(impl: str) -> kernels.BlockSizes:
+  """The backend's default tiling for ``impl`` with the non-zero tiling flags applied."""
+  default = kernels.BlockSizes.get_default(jax.default_backend(), impl=impl)
   overrides = {
     name: getattr(FLAGS, name)
     for name in ("batch_tile", "max_merge", "num_warps", "backward_programs")
@@ -182,11 +182,11 @@ def run_grid() -> list[dict]:
     steady_allocator()
   dtype = jnp.dtype(FLAGS.dtype)
   peak_gflops, peak_gbps = measure_peaks(dtype)
-  block_sizes = block_sizes_from_flags()
   print(
     f"# backend={jax.default_backend()} device={jax.devices()[0].device_kind} dtype={dtype.name}"
     f" peaks: {peak_gflops:.1f} GFLOP/s, {peak_gbps:.1f} GB/s "
-    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'}) {block_sizes}"
+    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'}) "
+    f"pallas {block_sizes_from_flags('pallas')}"
     f" steady_allocator={FLAGS.steady_allocator}",
     flush=True,
   )
@@ -208,6 +208,7 @@ def run_grid() -> list[dict]:
         for mode in FLAGS.mode:
           results = {}
           for impl in FLAGS.impls:
+            block_sizes = block_sizes_from_flags(impl)
             if impl in ("pallas", "xla_blocked", "cpu_ffi"):
               try:
                 kernels.choose_impl(x, t, impl, block_sizes)

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import logging
 from nf_jax.kernels import (
   cpu_ffi,
   custom_vjp,
+  dispatch,
   pallas_cascade,
   structure,
   xla_blocked,
@@ -20,8 +22,21 @@ from nf_jax.kernels.block_sizes import BlockSizes
 
 from nf_jax.topology import Topology
 
-# All implementations; see choose_impl for the order "auto" tries them in on each backend.
+# All implementations; dispatch.AUTO_ORDER says which "auto" tries on each platform, in order.
 IMPLEMENTATIONS = ("pallas", "cpu_ffi", "xla_blocked", "xla_gather")
+
+
+def validate_impl(impl: str) -> str:
+  """Returns ``impl`` if it is ``"auto"`` or one of ``IMPLEMENTATIONS``, else raises ValueError.
+
+  Cheap (no topology needed): configs can check their ``impl`` field before any work.
+  """
+  if not isinstance(impl, str) or impl not in ("auto",) + IMPLEMENTATIONS:
+    raise ValueError(
+      f"impl={impl!r} is not one of {('auto',) + IMPLEMENTATIONS}; 'auto' picks per platform"
+    )
+  return impl
+
 
 # Bytes of one fused-kernel batch tile (all lanes of the widest stage, float32) that should stay
 # on chip: an H100 SM has a 256 KiB register file (64K 32-bit registers; NVIDIA H100 Tensor Core
@@ -60,12 +75,19 @@ def validate_args(x: jax.Array, weights: Sequence[jax.Array], topology: Topology
       raise ValueError(f"weights[{s}].dtype={w.dtype} must be a floating type")
 
 
+def _traced_tables(topology: Topology) -> bool:
+  """True when the tables are traced arrays (a sweep's per-model tables), not numpy constants."""
+  return not all(isinstance(t, np.ndarray) for t in topology.stages)
+
+
 def _refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | None:
   """Why ``impl`` cannot run ``topology`` (None when it can)."""
   if impl == "xla_gather":
     return None
   if impl == "cpu_ffi":
     return cpu_ffi.refusal()
+  if _traced_tables(topology):
+    return "its tables are traced (per-model tables): only xla_gather and cpu_ffi read them as data"
   plan = structure.plan_topology(topology)
   if plan.stages is None:
     return plan.reason
@@ -75,55 +97,115 @@ def _refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | No
   return None
 
 
-def choose_impl(
-  x: jax.Array, topology: Topology, impl: str = "auto", block_sizes: BlockSizes | None = None
-) -> tuple[str, str]:
-  """Returns ``(implementation, reason)`` for this call without running it.
+def _sizes(block_sizes: BlockSizes | None, platform: str, impl: str) -> BlockSizes:
+  """The caller's tiling, else the platform's default for ``impl``."""
+  return block_sizes or BlockSizes.get_default(platform, impl=impl)
 
-  ``"auto"`` picks ``pallas`` on GPU/TPU when the fused kernel handles the topology and a batch
-  tile fits on chip, else ``xla_blocked`` when every stage is block structured, else
-  ``xla_gather``. On CPU it picks ``cpu_ffi`` (any topology) when its C++ kernel builds, else
-  ``xla_blocked`` or ``xla_gather`` with the build failure in the logged reason. Batches of at
-  most ``SMALL_BATCH`` rows go to ``xla_gather`` on CPU. An explicit ``impl`` that cannot handle
-  the topology raises ValueError saying why.
+
+def _auto_refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | None:
+  """:func:`_refusal`, plus the on-chip budget ``auto`` keeps for the fused kernel."""
+  reason = _refusal(impl, topology, block_sizes)
+  if reason is None and impl == "pallas":
+    width = max(max(topology.stage_n_out), max(topology.stage_n_in))
+    tile_bytes = block_sizes.batch_tile * width * 4
+    if tile_bytes > PALLAS_TILE_BYTES:
+      reason = f"a batch tile of {tile_bytes} B exceeds the on-chip budget {PALLAS_TILE_BYTES} B"
+  return reason
+
+
+# Why auto takes a path (xla_blocked says which blocks it found instead).
+_ACCEPTED = {
+  "cpu_ffi": "the C++ kernel runs every stage of a batch tile in cache",
+  "pallas": "fused kernel handles every stage",
+  "xla_gather": "a per-stage gather handles any topology",
+}
+
+
+def choose_impl(
+  x: jax.Array,
+  topology: Topology,
+  impl: str = "auto",
+  block_sizes: BlockSizes | None = None,
+  platform: str | None = None,
+) -> tuple[str, str]:
+  """Returns ``(implementation, reason)`` for this call on ``platform`` without running it.
+
+  ``"auto"`` tries the paths of ``dispatch.AUTO_ORDER[platform]`` in order (each entry says
+  where it was measured) and takes the first that accepts the topology: on CPU ``cpu_ffi``
+  (any topology, when its C++ kernel builds), else ``xla_blocked`` when every stage is block
+  structured, else ``xla_gather``; batches of at most ``SMALL_BATCH`` rows go to ``xla_gather``
+  on CPU. A platform without an entry gets ``xla_gather``. An explicit ``impl`` that cannot
+  handle the topology raises ValueError saying why.
+
+  Args:
+    platform: a lowering platform (``cpu``, ``cuda``, ``rocm``, ``tpu``; ``gpu`` means
+      ``cuda``); the host's default backend when None.
   """
-  backend = jax.default_backend()
-  block_sizes = block_sizes or BlockSizes.get_default(backend)
-  if impl != "auto":
-    if impl not in IMPLEMENTATIONS:
-      raise ValueError(f"impl={impl!r} is not one of {('auto',) + IMPLEMENTATIONS}")
-    reason = _refusal(impl, topology, block_sizes)
+  platform = platform or dispatch.host_platform()
+  platform = "cuda" if platform == "gpu" else platform
+  if validate_impl(impl) != "auto":
+    reason = _refusal(impl, topology, _sizes(block_sizes, platform, impl))
     if reason is not None:
       raise ValueError(
         f"impl={impl!r} cannot handle {topology!r}: {reason}; use impl='auto' or 'xla_gather'"
       )
     return impl, "requested explicitly"
-  blocked = _refusal("xla_blocked", topology, block_sizes)
-  if backend in ("gpu", "tpu", "cuda", "rocm"):
-    pallas = _refusal("pallas", topology, block_sizes)
-    width = max(max(topology.stage_n_out), max(topology.stage_n_in))
-    tile_bytes = block_sizes.batch_tile * width * 4
-    if pallas is None and tile_bytes > PALLAS_TILE_BYTES:
-      pallas = f"a batch tile of {tile_bytes} B exceeds the on-chip budget {PALLAS_TILE_BYTES} B"
-    if pallas is None:
-      return "pallas", f"{backend}: fused kernel handles every stage"
-    if blocked is None:
-      return "xla_blocked", f"{backend}: pallas refused ({pallas}); stages are block structured"
-    return "xla_gather", f"{backend}: pallas refused ({pallas}); xla_blocked refused ({blocked})"
-  rows = math.prod(x.shape[:-1])
-  if rows <= SMALL_BATCH:
-    return "xla_gather", (
-      f"{backend}: batch of {rows} rows <= {SMALL_BATCH}: a per-stage gather compiles fastest and "
-      "is as fast at this size (e.g. Flax init)"
+  entry = dispatch.AUTO_ORDER.get(platform)
+  if entry is None:
+    return "xla_gather", f"{platform}: no entry in dispatch.AUTO_ORDER; the gather lowers anywhere"
+  if platform == "cpu":
+    rows = math.prod(x.shape[:-1])
+    if rows <= SMALL_BATCH:
+      return "xla_gather", (
+        f"cpu: batch of {rows} rows <= {SMALL_BATCH}: a per-stage gather compiles fastest and "
+        "is as fast at this size (e.g. Flax init)"
+      )
+  refused = []
+  for candidate in entry.order:
+    reason = _auto_refusal(candidate, topology, _sizes(block_sizes, platform, candidate))
+    if reason is None:
+      why = (
+        structure.plan_topology(topology).reason
+        if candidate == "xla_blocked"
+        else _ACCEPTED[candidate]
+      )
+      steps = [f"{c} refused ({r})" for c, r in refused] + [why]
+      return candidate, f"{platform}: " + "; ".join(steps)
+    refused.append((candidate, reason))
+  summary = "; ".join(f"{c} refused ({r})" for c, r in refused)
+  return "xla_gather", f"{platform}: {summary}"
+
+
+def _run(
+  chosen: str,
+  flat: jax.Array,
+  weights: Sequence[jax.Array],
+  topology: Topology,
+  block_sizes: BlockSizes,
+  interpret: bool,
+) -> jax.Array:
+  """One implementation on ``flat: [batch, n_in]`` -> ``[batch, n_out]`` in ``flat.dtype``."""
+  if chosen == "xla_gather":
+    out = xla_gather.cascade_matmul_gather(flat, weights, topology)
+  elif chosen == "cpu_ffi":
+    out = cpu_ffi.cascade_matmul_cpu(flat, weights, topology)
+  else:
+    stages = structure.plan_topology(topology).stages
+    if chosen == "xla_blocked":
+      out = xla_blocked.cascade_matmul_blocked(flat, weights, stages, block_sizes)
+    else:
+      out = custom_vjp.cascade_matmul_pallas(flat, weights, stages, block_sizes, interpret)
+  return out.astype(flat.dtype)
+
+
+def _log_choice(platform: str, chosen: str, reason: str, host: bool) -> None:
+  entry = dispatch.AUTO_ORDER.get(platform)
+  if host and (entry is None or chosen != entry.order[0]):
+    logging.info("cascade_matmul falls back to %s: %s", chosen, reason)
+  else:
+    logging.log_first_n(
+      logging.DEBUG, "cascade_matmul on %s: %s (%s)", 16, platform, chosen, reason
     )
-  native = _refusal("cpu_ffi", topology, block_sizes)
-  if native is None:
-    return "cpu_ffi", f"{backend}: the C++ kernel runs every stage of a batch tile in cache"
-  if blocked is None:
-    return "xla_blocked", (
-      f"{backend}: cpu_ffi refused ({native}); {structure.plan_topology(topology).reason}"
-    )
-  return "xla_gather", f"{backend}: cpu_ffi refused ({native}); xla_blocked refused ({blocked})"
 
 
 def cascade_matmul(
@@ -137,40 +219,54 @@ def cascade_matmul(
 ) -> jax.Array:
   """Applies the sparse cascade: ``x @ M_0 @ ... @ M_{D-1}``.
 
+  ``impl="auto"`` is resolved per lowering platform (``jax.lax.platform_dependent`` over
+  ``dispatch.PLATFORMS``, every other platform taking ``xla_gather``): a program exported for
+  ``cuda`` or ``tpu`` on a CPU host runs that platform's choice, never the host's.
+
   Args:
     x: ``[..., n_in]`` activations.
     weights: per stage, ``[n_out_s, fan_in_s]`` (the shape of ``topology.stages[s]``).
     topology: the cascade's static tables.
     impl: ``"auto"`` or one of ``IMPLEMENTATIONS`` (see :func:`choose_impl`).
-    interpret: run Pallas kernels in interpreter mode (CPU tests). With ``impl="auto"`` on CPU,
+    interpret: run Pallas kernels in interpreter mode (CPU tests). With ``impl="auto"``,
       ``interpret=True`` selects the (interpreted) fused kernel when it supports the topology.
-    block_sizes: tiling; ``BlockSizes.get_default(backend)`` when None.
+    block_sizes: tiling; ``BlockSizes.get_default(platform, impl)`` when None.
 
   Returns:
     ``[..., n_out]`` in ``x.dtype``.
   """
   validate_args(x, weights, topology)
-  backend = jax.default_backend()
-  block_sizes = block_sizes or BlockSizes.get_default(backend)
-  if impl == "auto" and interpret and _refusal("pallas", topology, block_sizes) is None:
-    chosen, reason = "pallas", "interpret=True asks for the fused kernel in interpreter mode"
-  else:
-    chosen, reason = choose_impl(x, topology, impl, block_sizes)
-  preferred = "cpu_ffi" if backend == "cpu" else "pallas"
-  if impl == "auto" and chosen != preferred and not (interpret and chosen == "pallas"):
-    logging.info("cascade_matmul falls back to %s: %s", chosen, reason)
-  else:
-    logging.log_first_n(logging.DEBUG, "cascade_matmul: %s (%s)", 8, chosen, reason)
+  validate_impl(impl)
+  host = dispatch.host_platform()
   lead = x.shape[:-1]
   flat = x.reshape(-1, topology.n_in)
-  if chosen == "xla_gather":
-    out = xla_gather.cascade_matmul_gather(flat, weights, topology)
-  elif chosen == "cpu_ffi":
-    out = cpu_ffi.cascade_matmul_cpu(flat, weights, topology)
+  pallas_sizes = _sizes(block_sizes, host, "pallas")
+  if impl == "auto" and interpret and _refusal("pallas", topology, pallas_sizes) is None:
+    logging.log_first_n(logging.DEBUG, "cascade_matmul: interpreted pallas", 8)
+    out = _run("pallas", flat, weights, topology, pallas_sizes, interpret)
+  elif impl != "auto":
+    chosen, _ = choose_impl(x, topology, impl, block_sizes, host)
+    out = _run(chosen, flat, weights, topology, _sizes(block_sizes, host, chosen), interpret)
   else:
-    stages = structure.plan_topology(topology).stages
-    if chosen == "xla_blocked":
-      out = xla_blocked.cascade_matmul_blocked(flat, weights, stages, block_sizes)
+    # One branch per distinct (path, tiling); platforms that take the gather share the default.
+    branches: dict[tuple[str, BlockSizes], list[str]] = {}
+    for platform in dispatch.PLATFORMS:
+      chosen, reason = choose_impl(x, topology, "auto", block_sizes, platform)
+      _log_choice(platform, chosen, reason, platform == host)
+      branches.setdefault((chosen, _sizes(block_sizes, platform, chosen)), []).append(platform)
+
+    def runner(chosen: str, sizes: BlockSizes):
+      return lambda flat, weights: _run(chosen, flat, weights, topology, sizes, interpret)
+
+    if len(branches) == 1:
+      ((chosen, sizes),) = branches
+      out = runner(chosen, sizes)(flat, weights)
     else:
-      out = custom_vjp.cascade_matmul_pallas(flat, weights, stages, block_sizes, interpret)
+      per_platform = {}
+      for (chosen, sizes), platforms in branches.items():
+        if chosen != "xla_gather":
+          fn = runner(chosen, sizes)  # one callable per branch: platform_dependent joins them
+          per_platform.update({p: fn for p in platforms})
+      gather = runner("xla_gather", _sizes(block_sizes, host, "xla_gather"))
+      out = jax.lax.platform_dependent(flat, list(weights), default=gather, **per_platform)
   return out.reshape(*lead, topology.n_out).astype(x.dtype)

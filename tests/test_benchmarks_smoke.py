@@ -1,6 +1,7 @@
-"""Smoke-runs benchmarks/cascade_bench.py at tiny sizes so it never rots (no timing asserted)."""
+"""Smoke-runs the kernel benchmarks at tiny sizes so they never rot (no timing asserted)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -44,3 +45,26 @@ def test_cascade_bench_prints_a_row_per_implementation(tmp_path):
   # The dense row's speedup over itself is exactly 1 (the ratio column is wired to the baseline).
   assert all(float(r["x_dense"]) == 1.0 for r in rows if r["impl"] == "dense")
   assert all(float(r["ms"]) > 0 for r in rows)
+
+
+def test_family_bench_smoke_checks_times_and_sweeps():
+  """What benchmarks/gpu_check.sh runs on a GPU, at N=64 on this backend."""
+  cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "family_bench.py"), "--smoke"]
+  result = subprocess.run(cmd + ["--peak_gbps=10"], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stdout + result.stderr
+  out = result.stdout
+  assert "check: 0 failed" in out and re.search(r"^ok .* auto=\w+ ", out, re.M)
+  rows = [line.split() for line in out.splitlines() if re.match(r"(dense|butterfly r2) ", line)]
+  for mode in ("fwd_bwd",):
+    dense = [r for r in rows if r[0] == "dense" and r[4] == mode]
+    assert len(dense) == 1 and dense[0][7] == "1.00"  # the baseline's ratio to itself
+    sparse = {r[6] for r in rows if r[0] == "butterfly" and r[5] == mode}
+    assert {"xla_blocked", "xla_gather", "xla_blocked/m64"} <= sparse
+    assert any(label.endswith("*") for label in sparse), "the row auto picks is marked"
+  # Examples/s (more digits than the seconds at this size) give the printed time ratio back.
+  vmapped, sequential = (
+    float(re.search(rf"{side}\s*:.* s\s+(\d+) examples/s", out).group(1))
+    for side in ("vmapped", "sequential")
+  )
+  ratio = float(re.search(r"sequential / vmapped time: ([\d.]+)x", out).group(1))
+  assert abs(ratio - vmapped / sequential) <= 0.01 * ratio + 0.01
