@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 from nf_jax import proxy as P
 from nf_jax import sweep
@@ -43,8 +44,16 @@ PARAM_KEYS = ("depth", "radix", "width", "fan_in")
 Spec = tuple[str, int, dict[str, Any]]
 
 
+def accuracy_column(rows: Sequence[dict[str, str]]) -> str:
+  """``val_accuracy`` when every row has one (selection uses validation), else the legacy
+  ``test_accuracy`` of results trained before the validation split existed."""
+  if rows and all(str(r.get("val_accuracy", "")).strip() != "" for r in rows):
+    return "val_accuracy"
+  return "test_accuracy"
+
+
 def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
-  """Hidden-topology specs and ``test_accuracy`` of a results CSV.
+  """Hidden-topology specs and accuracies (:func:`accuracy_column`) of a results CSV.
 
   Rows with NaN accuracy and cascades trained with another init than ``depth_aware`` (the
   study's ablation) are dropped.
@@ -62,17 +71,23 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
   if missing:
     raise ValueError(f"calibration={path!r} lacks columns {sorted(missing)}")
   specs, acc = [], []
+  column = accuracy_column(rows)
+  if column == "test_accuracy":
+    logging.warning(
+      "calibration=%s has no validation accuracies; calibrating on test accuracy (legacy results)",
+      path,
+    )
   for line, r in enumerate(rows, start=2):  # line 1 is the header
     try:
-      a = float(r["test_accuracy"])
+      a = float(r[column])
     except (TypeError, ValueError):
       raise ValueError(
-        f"calibration={path!r} line {line}: test_accuracy={r['test_accuracy']!r} is not a number"
+        f"calibration={path!r} line {line}: {column}={r[column]!r} is not a number"
       ) from None
     if math.isfinite(a) and not 0.0 <= a <= 1.0:
       hint = f" (percent? write {a / 100:g})" if 1.0 < a <= 100.0 else ""
       raise ValueError(
-        f"calibration={path!r} line {line}: test_accuracy={a:g} is outside [0, 1]{hint}; "
+        f"calibration={path!r} line {line}: {column}={a:g} is outside [0, 1]{hint}; "
         "accuracies are fractions"
       )
     if not math.isfinite(a) or sweep.is_init_ablation(r):
@@ -146,6 +161,14 @@ class Calibration:
   source: str
   lo: float
   hi: float
+  # 90th percentile of the leave-one-out absolute errors: the half-width of the 90% prediction
+  # interval reported beside every prediction (an empirical, not a Gaussian, interval).
+  loo_abs_q90: float = math.nan
+
+  def interval(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 90% prediction interval ``(lo, hi)`` of ``predicted`` accuracies, clipped to [0, 1]."""
+    p = np.asarray(predicted, np.float64)
+    return np.clip(p - self.loo_abs_q90, 0.0, 1.0), np.clip(p + self.loo_abs_q90, 0.0, 1.0)
 
   def predict_features(self, x: np.ndarray) -> np.ndarray:
     """Accuracy ``float[k]`` from features ``[k, len(names)]``, clipped to the seen range +-0.05."""
@@ -189,7 +212,41 @@ def fit_features(
     source=source,
     lo=float(y.min()),
     hi=float(y.max()),
+    loo_abs_q90=float(np.quantile(errs, 0.9)),
   )
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibratedRegion:
+  """Where a calibration saw data: hidden-layer parameter range, families and widths."""
+
+  min_params: int
+  max_params: int
+  families: frozenset[str]
+  widths: frozenset[int]
+
+  @classmethod
+  def of(cls, specs: Sequence[Spec]) -> CalibratedRegion:
+    counts = [T.make(name, n, **params).num_params for name, n, params in specs]
+    return cls(
+      min(counts),
+      max(counts),
+      frozenset(name for name, _, _ in specs),
+      frozenset(int(n) for _, n, _ in specs),
+    )
+
+  def outside(self, spec: Spec) -> str:
+    """Why ``spec`` lies outside the region (empty string if inside)."""
+    name, n, params = spec
+    reasons = []
+    if name not in self.families:
+      reasons.append(f"family {name} never trained")
+    if int(n) not in self.widths:
+      reasons.append(f"width {n} never trained")
+    count = T.make(name, n, **params).num_params
+    if not self.min_params <= count <= self.max_params:
+      reasons.append(f"{count} params outside [{self.min_params}, {self.max_params}]")
+    return "; ".join(reasons)
 
 
 def from_csv(

@@ -62,7 +62,16 @@ flags.DEFINE_integer("n_partitions", 2, "Das-Dennis partitions of the outer refe
 flags.DEFINE_integer(
   "inner_partitions", 1, "Das-Dennis partitions of the inner reference layer (0: none)."
 )
-flags.DEFINE_enum("accuracy", "proxy", ACCURACY_MODES, "Accuracy source.")
+flags.DEFINE_enum(
+  "accuracy",
+  SearchConfig.accuracy,
+  ACCURACY_MODES,
+  "Accuracy source: table (measured, the trained benchmark of the space), proxy (predicted "
+  "from data-free scores, with intervals) or train (a short training run per topology).",
+)
+flags.DEFINE_string(
+  "table", SearchConfig.table, "Benchmark table CSV for --accuracy=table (default: committed)."
+)
 flags.DEFINE_string("calibration", C.DEFAULT_CSV, "Results CSV for the accuracy calibration.")
 flags.DEFINE_list("features", list(C.DEFAULT_FEATURES), "Calibration features.")
 flags.DEFINE_integer(
@@ -90,6 +99,7 @@ def config_from_flags() -> SearchConfig:
     n_partitions=FLAGS.n_partitions,
     inner_partitions=FLAGS.inner_partitions,
     accuracy=FLAGS.accuracy,
+    table=FLAGS.table,
     calibration=FLAGS.calibration,
     features=tuple(FLAGS.features),
     fit_steps=FLAGS.fit_steps,

@@ -316,7 +316,8 @@ def model_workload(spec: tuple[str, int, dict[str, Any]], batch: int) -> Workloa
   return _WORKLOADS[key]
 
 
-AccuracyFn = Callable[[list[tuple[str, int, dict[str, Any]]]], np.ndarray]
+Spec = tuple[str, int, dict[str, Any]]  # (family, n, T.make params) of the hidden cascade
+AccuracyFn = Callable[[list[Spec]], np.ndarray]
 
 
 class Evaluator:

@@ -46,7 +46,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -61,7 +61,7 @@ from nf_jax import pareto_problem as PP
 from nf_jax import proxy as P
 
 ALGORITHMS = ("nsga3", "nsga2", "random")
-ACCURACY_MODES = ("proxy", "train")
+ACCURACY_MODES = ("table", "proxy", "train")
 CHECKPOINT = "checkpoint.json"
 # Genes redrawn per offspring on average by the random-reset mutation (see make_algorithm).
 MUTATION_GENES = 1.0
@@ -81,8 +81,11 @@ class SearchConfig:
     inner_partitions: Das-Dennis partitions of an inner layer shrunk halfway to the simplex's
       centre (Deb & Jain 2014's two-layer directions; 1 -> 6 more, 0 -> none). See
       :func:`reference_directions`.
-    accuracy: ``proxy`` (calibrated data-free score) or ``train``.
-    calibration: results CSV the proxy calibration is fitted on.
+    accuracy: ``table`` (measured: the trained benchmark of the space,
+      :mod:`nf_jax.space_table`), ``proxy`` (calibrated data-free score, for spaces beyond
+      the table) or ``train`` (a short training run per topology).
+    table: the benchmark table (``""``: the committed one, ``nf_jax/tables``).
+    calibration: results CSV the proxy calibration is fitted on (``accuracy="proxy"``).
     features: calibration features (``nf_jax.calibration.FEATURES``).
     fit_steps: Adam steps of the fit-based proxy score.
     train_steps: training steps per candidate with ``accuracy="train"`` (batch 128, 1 epoch).
@@ -96,7 +99,8 @@ class SearchConfig:
   algorithm: str = "nsga3"
   n_partitions: int = 2
   inner_partitions: int = 1
-  accuracy: str = "proxy"
+  accuracy: str = "table"
+  table: str = ""
   calibration: str = C.DEFAULT_CSV
   features: tuple[str, ...] = C.DEFAULT_FEATURES
   fit_steps: int = P.FitConfig.steps
@@ -135,8 +139,17 @@ class SearchConfig:
       self.calibration != C.DEFAULT_CSV or tuple(self.features) != C.DEFAULT_FEATURES
     ):
       raise ValueError(
-        "--calibration/--features only apply to --accuracy=proxy; drop them with --accuracy=train"
+        "--calibration/--features only apply to --accuracy=proxy or table; drop them with "
+        "--accuracy=train"
       )
+    if self.accuracy == "table" and self.calibration != C.DEFAULT_CSV:
+      raise ValueError(
+        "--calibration only applies to --accuracy=proxy (the table mode calibrates its "
+        "predictions for untrained topologies on the table itself); drop it or pass "
+        "--accuracy=proxy"
+      )
+    if self.table and self.accuracy != "table":
+      raise ValueError("--table only applies to --accuracy=table; drop it")
     bad = [f for f in self.features if f not in C.FEATURES]
     if bad:
       raise ValueError(f"features {bad} unknown; choose from {C.FEATURES}")
@@ -190,6 +203,115 @@ def reference_directions(n_partitions: int, inner_partitions: int, n_obj: int = 
 # Accuracy models
 
 
+AccuracyDetails = Callable[[Sequence[PP.Spec]], list[dict[str, Any]]]
+# What the output rows say of each design's accuracy (empty where it does not apply):
+# accuracy_kind ("measured" or "predicted"); for measured, the spread over seeds of the
+# validation accuracy (``accuracy`` is its mean), the test accuracy (mean, std) and the seed
+# counts; for predicted, the 90% interval and why it lies outside the calibrated region.
+DETAIL_COLUMNS = (
+  "accuracy_kind",
+  "accuracy_std",
+  "test_accuracy",
+  "test_std",
+  "seeds",
+  "diverged_seeds",
+  "accuracy_lo",
+  "accuracy_hi",
+  "outside_calibration",
+)
+
+
+def _predicted_details(
+  cal: C.Calibration, region: C.CalibratedRegion, specs: Sequence[PP.Spec], pred: np.ndarray
+) -> list[dict[str, Any]]:
+  lo, hi = cal.interval(pred)
+  return [
+    dict(
+      accuracy_kind="predicted",
+      accuracy_lo=float(a),
+      accuracy_hi=float(b),
+      outside_calibration=region.outside(s),
+    )
+    for s, a, b in zip(specs, lo, hi)
+  ]
+
+
+def table_accuracy_fn(
+  config: SearchConfig,
+) -> tuple[PP.AccuracyFn, C.Calibration | None, AccuracyDetails]:
+  """Measured accuracy: each topology's mean *validation* accuracy over its seeds in the
+  trained benchmark of the space (:mod:`nf_jax.space_table`); returns the function, the
+  calibration (None when the table covers the space) and the per-spec details.
+
+  A topology whose every seed diverged scores 0. While the benchmark is still being trained
+  (a partial table), the topologies it lacks are *predicted* by the data-free proxy
+  calibrated on the table's measured validation means; every such accuracy is labelled
+  ``predicted`` with its 90% interval and the reason it lies outside the calibrated region,
+  and a WARNING counts them. A table trained on another space is refused.
+  """
+  from nf_jax import space_table
+
+  table = space_table.load(config.table or None)
+  space = PP.topology_space()
+  keys = {PP.topology_key(*s): s for s in space}
+  missing = [s for k, s in keys.items() if k not in table.entries]
+  predicted: dict[str, tuple[float, dict[str, Any]]] = {}
+  cal = None
+  if missing:
+    measured = [
+      s for k, s in keys.items() if k in table.entries and np.isfinite(table.entries[k].val_mean)
+    ]
+    acc = np.asarray([table.entries[PP.topology_key(*s)].val_mean for s in measured])
+    names = tuple(config.features)
+    x = C.features(measured + missing, names, P.FitConfig(steps=config.fit_steps))
+    source = f"{table.source} (validation means of {len(measured)} topologies)"
+    cal = C.fit_features(x[: len(measured)], acc, names, source=source)
+    pred = cal.predict_features(x[len(measured) :])
+    details = _predicted_details(cal, C.CalibratedRegion.of(measured), missing, pred)
+    predicted = {PP.topology_key(*s): (float(a), d) for s, a, d in zip(missing, pred, details)}
+    logging.warning(
+      "the benchmark table %s covers %d of %d topologies; the other %d are PREDICTED (labelled "
+      "in every output) until the benchmark is complete",
+      table.source,
+      len(space) - len(missing),
+      len(space),
+      len(missing),
+    )
+
+  def fn(specs):
+    out = []
+    for s in specs:
+      k = PP.topology_key(*s)
+      if k in predicted:
+        out.append(predicted[k][0])
+      else:
+        v = table.lookup([s])[0].val_mean
+        out.append(v if np.isfinite(v) else 0.0)
+    return np.asarray(out, np.float64)
+
+  def describe(specs):
+    rows = []
+    for s in specs:
+      k = PP.topology_key(*s)
+      if k in predicted:
+        rows.append(dict(predicted[k][1]))
+        continue
+      e = table.lookup([s])[0]
+      rows.append(
+        dict(
+          accuracy_kind="measured",
+          accuracy_std=e.val_std,
+          test_accuracy=e.test_mean,
+          test_std=e.test_std,
+          seeds=e.seeds,
+          diverged_seeds=e.diverged,
+        )
+      )
+    return rows
+
+  return fn, cal, describe
+
+
 def proxy_accuracy_fn(config: SearchConfig) -> tuple[PP.AccuracyFn, C.Calibration]:
   """Accuracy from the calibrated data-free score; returns the function and the calibration.
 
@@ -227,6 +349,12 @@ def proxy_accuracy_fn(config: SearchConfig) -> tuple[PP.AccuracyFn, C.Calibratio
   return fn, cal
 
 
+def proxy_details(config: SearchConfig, cal: C.Calibration, fn: PP.AccuracyFn) -> AccuracyDetails:
+  """Per spec: ``predicted``, the 90% interval and why it lies outside the calibrated region."""
+  region = C.CalibratedRegion.of(C.load_results(config.calibration)[0])
+  return lambda specs: _predicted_details(cal, region, specs, fn(list(specs)))
+
+
 def train_accuracy_fn(config: SearchConfig, dataset: Any = None) -> PP.AccuracyFn:
   """Accuracy by training each distinct topology (a vmapped sweep per shape group).
 
@@ -240,14 +368,14 @@ def train_accuracy_fn(config: SearchConfig, dataset: Any = None) -> PP.AccuracyF
 
   def fn(specs):
     if state["ds"] is None:
-      state["ds"] = D.load("fashion_mnist")
+      state["ds"] = D.split_validation(D.load("fashion_mnist"), 10000)
     ds = state["ds"]
     model_specs = [TR.ModelSpec.create(name, n, **params) for name, n, params in specs]
     tc = TR.TrainConfig(num_epochs=1, steps_per_epoch=config.train_steps, log_every=10)
     acc = {}
     for group in TR.group_compatible(model_specs, ds.x_train.shape[1]):
       for r in TR.train_sweep(group, ds, tc, progress=False):
-        acc[r.spec] = r.test_accuracy if np.isfinite(r.test_accuracy) else 0.0
+        acc[r.spec] = r.val_accuracy if np.isfinite(r.val_accuracy) else 0.0
     return np.asarray([acc[s] for s in model_specs])
 
   return fn
@@ -758,6 +886,9 @@ class SearchResult:
   evaluator: PP.Evaluator
   calls_this_process: int
   calibration: C.Calibration | None
+  # Per spec: how its accuracy was obtained (measured with spread and test accuracy, or
+  # predicted with an interval and the calibrated-region flag); None: not described.
+  accuracy_details: AccuracyDetails | None = None
 
 
 def memoise(fn: PP.AccuracyFn) -> PP.AccuracyFn:
@@ -773,10 +904,18 @@ def memoise(fn: PP.AccuracyFn) -> PP.AccuracyFn:
   return wrapped
 
 
+def _measured_short(specs: Sequence[PP.Spec]) -> list[dict[str, Any]]:
+  return [dict(accuracy_kind="measured (short training, 1 seed)") for _ in specs]
+
+
 def _accuracy_fn(config: SearchConfig, dataset: Any = None):
+  """``(accuracy_fn, calibration or None, details)`` of ``config.accuracy``."""
   if config.accuracy == "train":
-    return train_accuracy_fn(config, dataset), None
-  return proxy_accuracy_fn(config)
+    return train_accuracy_fn(config, dataset), None, _measured_short
+  if config.accuracy == "table":
+    return table_accuracy_fn(config)
+  fn, cal = proxy_accuracy_fn(config)
+  return fn, cal, proxy_details(config, cal, fn)
 
 
 def run(
@@ -815,7 +954,9 @@ def run(
   ckpt = os.path.join(workdir, CHECKPOINT) if workdir else None
   # Read and validate the checkpoint before building the accuracy model (the costly part).
   done = _load(ckpt, config) if resume and ckpt else None
-  acc_fn, cal = _accuracy_fn(config, dataset) if accuracy is None else accuracy
+  acc_fn, cal, details = (
+    _accuracy_fn(config, dataset) if accuracy is None else (*accuracy, None)[:3]
+  )
   if done is not None:
     evaluator = done.evaluator
     evaluator.accuracy_fn = acc_fn
@@ -872,6 +1013,7 @@ def run(
       time.sleep(generation_delay_s)
   bar.close()
   result = _result(state, evaluator.calls - calls_before, cal)
+  result.accuracy_details = details
   if workdir and jax.process_index() == 0:
     write_outputs(result, workdir)
   if config.constraints and not result.feasible.any():
@@ -913,6 +1055,9 @@ def design_rows(result: SearchResult, indices: Sequence[int]) -> list[dict[str, 
     row = dict(generation=int(result.generation[i]), genome=" ".join(map(str, x)))
     row.update(PP.describe(x))
     row.update({o: obj[o] for o in PP.OBJECTIVES})
+    if result.accuracy_details is not None:
+      row.update(dict.fromkeys(DETAIL_COLUMNS, ""))
+      row.update(result.accuracy_details([PP.decode_topology(x)])[0])
     row["feasible"] = bool(result.feasible[i])
     rows.append(row)
   return rows
@@ -955,17 +1100,41 @@ def summary_table(result: SearchResult) -> str:
   """A fixed-width table of the picked designs."""
   lines = [
     f"{'pick':<14}{'family':<19}{'n':>5}{'depth':>6}{'array':>9}{'df':>4}{'prec':>6}"
-    f"{'acc':>7}{'params':>10}{'thr/s':>10}{'lat_s':>10}{'power_W':>9}{'area_mm2':>9}"
+    f"{'accuracy (val; test)':>30}{'params':>10}{'thr/s':>10}{'lat_s':>10}{'power_W':>9}"
+    f"{'area_mm2':>9}"
   ]
   for name, i in picks(result).items():
     r = design_rows(result, [i])[0]
     array = f"{r['rows']}x{r['cols']}"
     lines.append(
       f"{name:<14}{r['family']:<19}{r['n']:>5}{r['depth']:>6}{array:>9}"
-      f"{r['dataflow']:>4}{r['precision']:>6}{r['accuracy']:>7.3f}{r['params']:>10.3g}"
+      f"{r['dataflow']:>4}{r['precision']:>6}{accuracy_text(r):>30}{r['params']:>10.3g}"
       f"{r['throughput']:>10.3g}{r['latency']:>10.3g}{r['power']:>9.3g}{r['area']:>9.3g}"
     )
+  kinds = [r.get("accuracy_kind", "") for r in design_rows(result, result.front)]
+  measured = sum(k == "measured" for k in kinds)
+  lines.append(
+    f"accuracy on the front: {measured} of {len(kinds)} designs measured (validation mean "
+    "+- std over seeds; test mean beside it)"
+    + (
+      f", {len(kinds) - measured} predicted (~, 90% interval; * outside the calibrated region)"
+      if measured < len(kinds)
+      else ""
+    )
+  )
   return "\n".join(lines)
+
+
+def accuracy_text(row: dict[str, Any]) -> str:
+  """One design's accuracy as printed: measured ``0.891+-0.002; 0.887`` or predicted
+  ``~0.88 [0.86, 0.90]`` (``*`` when outside the calibrated region)."""
+  kind = row.get("accuracy_kind", "")
+  if kind == "measured":
+    return f"{row['accuracy']:.3f}+-{row['accuracy_std']:.3f}; {row['test_accuracy']:.3f}"
+  if kind == "predicted":
+    flag = "*" if row["outside_calibration"] else ""
+    return f"~{row['accuracy']:.3f} [{row['accuracy_lo']:.3f}, {row['accuracy_hi']:.3f}]{flag}"
+  return f"{row['accuracy']:.3f}" + (f" ({kind})" if kind else "")
 
 
 def _plots(result: SearchResult, workdir: str) -> None:

@@ -26,6 +26,7 @@ per model and epoch), which is kept when the checkpoints are deleted.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -110,6 +111,7 @@ RECIPE_FIELDS = (
 )
 RECIPE_TRAIN_FIELDS = (
   "learning_rate",
+  "dense_learning_rate",
   "batch_size",
   "num_epochs",
   "steps_per_epoch",
@@ -122,8 +124,20 @@ def recipe(config: Any) -> dict[str, Any]:
   """Every setting of ``config`` that changes results, as a flat JSON-able dict."""
   tc = train_config(config)
   out = {f: config.get(f, None) for f in RECIPE_FIELDS}
-  out.update({f"train.{f}": getattr(tc, f) for f in RECIPE_TRAIN_FIELDS})
+  train = {f: getattr(tc, f, None) for f in RECIPE_TRAIN_FIELDS}
+  train["dense_learning_rate"] = config.train.get("dense_learning_rate", 0.0)
+  out.update({f"train.{f}": v for f, v in train.items()})
   return out
+
+
+def group_train_config(config: Any, tconfig: tr.TrainConfig, group: Sequence[tr.ModelSpec]):
+  """``tconfig``, with ``config.train.dense_learning_rate`` (when > 0) for the nn.Dense
+  baseline: a baseline tuned on validation on its own, so cascades are not compared with an
+  under-tuned dense model."""
+  rate = float(config.train.get("dense_learning_rate", 0.0) or 0.0)
+  if rate > 0 and group[0].is_dense:
+    return dataclasses.replace(tconfig, learning_rate=rate)
+  return tconfig
 
 
 def recipe_hash(config: Any) -> str:
@@ -367,7 +381,8 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
       digest = hashlib.sha1(repr(group).encode()).hexdigest()[:12]
       group_dir = os.path.join(workdir, "groups", f"{tag}-{digest}")
     t0 = time.perf_counter()
-    results = tr.train_sweep(group, dataset, tconfig, workdir=group_dir, progress=progress)
+    group_config = group_train_config(config, tconfig, group)
+    results = tr.train_sweep(group, dataset, group_config, workdir=group_dir, progress=progress)
     per_model = (time.perf_counter() - t0) / len(group)
     for spec, res in zip(group, results):
       row = result_row(spec, res, per_model, recipe_id)

@@ -158,3 +158,41 @@ def test_pool_averages_blocks_and_renormalises():
   assert data.pool(ds, 1) is ds
   with pytest.raises(ValueError, match="factor=3"):
     data.pool(ds, 3)
+
+
+def _toy_dataset(num_train: int = 50, num_test: int = 20) -> data.Dataset:
+  """Each image's pixels encode its own index, so rows can be traced through the split."""
+  x_train = np.repeat(np.arange(num_train, dtype=np.float32)[:, None], 4, axis=1)
+  x_test = np.repeat(1000 + np.arange(num_test, dtype=np.float32)[:, None], 4, axis=1)
+  y_train = (np.arange(num_train) % 10).astype(np.int32)
+  y_test = (np.arange(num_test) % 10).astype(np.int32)
+  return data.Dataset(x_train, y_train, x_test, y_test, 10, (2, 2, 1), "toy")
+
+
+def test_validation_split_is_deterministic_disjoint_and_complete():
+  ds = _toy_dataset()
+  a = data.split_validation(ds, 10, seed=0)
+  b = data.split_validation(ds, 10, seed=0)
+  np.testing.assert_array_equal(a.x_val, b.x_val)  # same seed, same split
+  other = data.split_validation(ds, 10, seed=1)
+  assert not np.array_equal(a.x_val, other.x_val)
+  train_ids, val_ids = set(a.x_train[:, 0]), set(a.x_val[:, 0])
+  assert len(val_ids) == 10 and len(train_ids) == 40
+  assert not train_ids & val_ids  # held out from training
+  assert train_ids | val_ids == set(range(50))  # nothing lost
+  assert not (train_ids | val_ids) & set(a.x_test[:, 0])  # never the test split
+  np.testing.assert_array_equal(a.x_test, ds.x_test)
+  # Labels travel with their images; the remaining training rows keep their order.
+  np.testing.assert_array_equal(a.y_val, a.x_val[:, 0].astype(np.int32) % 10)
+  assert list(a.x_train[:, 0]) == sorted(a.x_train[:, 0])
+  # The held-out indices are a function of (num_train, size, seed) only.
+  np.testing.assert_array_equal(a.x_val[:, 0], data.validation_indices(50, 10, 0))
+
+
+def test_validation_split_refuses_bad_sizes_and_a_second_split():
+  ds = _toy_dataset()
+  for size in (0, 50, -3):
+    with pytest.raises(ValueError, match=f"validation size={size} must be in"):
+      data.split_validation(ds, size)
+  with pytest.raises(ValueError, match="already has a validation split"):
+    data.split_validation(data.split_validation(ds, 10), 5)

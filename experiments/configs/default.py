@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.learning_rate = 1e-3
+  config.train.dense_learning_rate = 0.0  # > 0: the nn.Dense baseline's own rate
   config.train.batch_size = 128
   config.train.num_epochs = 5
   config.train.steps_per_epoch = -1  # -1 = the whole training set

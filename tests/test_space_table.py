@@ -1,0 +1,206 @@
+"""The trained benchmark table (nf_jax.space_table) and the co-design's measured accuracy mode."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from nf_jax import pareto as PA
+from nf_jax import pareto_problem as PP
+from nf_jax import space_table as ST
+from nf_jax import sweep
+from nf_jax import train as tr
+
+SMALL_SPACE = [
+  ("butterfly", 1024, {"skip": False, "radix": 32, "depth": 2}),
+  ("random", 256, {"skip": True, "fan_in": 8, "depth": 2}),
+  ("clos", 1024, {"skip": False, "radix": 32, "width": 16}),
+]
+TINY = dict(
+  population=12, generations=2, n_partitions=1, inner_partitions=1, features=("log_params",)
+)
+
+
+def _write_run(workdir, specs, accuracies, space=None):
+  """A benchmark workdir as sweep.run leaves it: per-seed rows and results.json."""
+  rows = []
+  for spec, per_seed in zip(specs, accuracies):
+    for seed, (val, test) in enumerate(per_seed):
+      model = tr.ModelSpec.create(spec[0], spec[1], train_seed=seed, **spec[2])
+      result = tr.ModelResult(model, val, test, 0.9, 0.3, 4, 10.0, 0, math.isnan(val), [])
+      rows.append(sweep.result_row(model, result, 10.0 + seed, "recipe1"))
+  os.makedirs(workdir, exist_ok=True)
+  sweep.write_results(os.path.join(workdir, "results.csv"), rows)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump({"config": {"space_hash": ST.space_hash(space or specs)}}, f)
+
+
+def test_build_aggregates_per_topology_and_round_trips(tmp_path):
+  accs = [[(0.80, 0.79), (0.82, 0.80)], [(0.70, 0.69), (math.nan, math.nan)], [(0.85, 0.84)] * 2]
+  _write_run(str(tmp_path / "run"), SMALL_SPACE, accs)
+  rows = ST.build(str(tmp_path / "run"), SMALL_SPACE)
+  assert [r["key"] for r in rows] == [PP.topology_key(*s) for s in SMALL_SPACE]
+  first = rows[0]
+  assert first["val_mean"] == pytest.approx(0.81) and first["test_mean"] == pytest.approx(0.795)
+  assert first["val_std"] == pytest.approx(np.std([0.80, 0.82], ddof=1))
+  assert first["seeds"] == 2 and first["diverged"] == 0
+  assert first["model_params"] == PP.model_params(*SMALL_SPACE[0])
+  # A diverged seed is counted and left out of the mean.
+  assert rows[1]["diverged"] == 1 and rows[1]["val_mean"] == pytest.approx(0.70)
+  path = str(tmp_path / "table.csv")
+  ST.write(path, rows)
+  table = ST.load(path, SMALL_SPACE)
+  entries = table.lookup(SMALL_SPACE[::-1])
+  assert [e.key for e in entries] == [PP.topology_key(*s) for s in SMALL_SPACE[::-1]]
+  assert entries[-1].val_mean == pytest.approx(0.81)
+
+
+def test_stale_partial_or_malformed_tables_are_refused(tmp_path):
+  accs = [[(0.8, 0.8), (0.8, 0.8)]] * 3
+  _write_run(str(tmp_path / "run"), SMALL_SPACE, accs)
+  path = str(tmp_path / "table.csv")
+  ST.write(path, ST.build(str(tmp_path / "run"), SMALL_SPACE))
+  # The genome's space changed since the table was trained: refused, naming the fix.
+  with pytest.raises(ValueError, match="trained on space .* Retrain it"):
+    ST.load(path, SMALL_SPACE[:2])
+  # A run trained on another space is refused when the table is built.
+  _write_run(str(tmp_path / "other"), SMALL_SPACE[:2], accs[:2], space=SMALL_SPACE[:2])
+  with pytest.raises(ValueError, match="was trained on space"):
+    ST.build(str(tmp_path / "other"), SMALL_SPACE)
+  # A run that misses topologies is partial: an error unless allowed.
+  _write_run(str(tmp_path / "part"), SMALL_SPACE[:2], accs[:2], space=SMALL_SPACE)
+  with pytest.raises(ValueError, match="1 of 3 topologies have no rows"):
+    ST.build(str(tmp_path / "part"), SMALL_SPACE)
+  assert len(ST.build(str(tmp_path / "part"), SMALL_SPACE, allow_partial=True)) == 2
+  # A spec outside the table is never guessed.
+  table = ST.load(path, SMALL_SPACE)
+  with pytest.raises(KeyError, match="not in the benchmark table"):
+    table.lookup([("dense", 256, {"skip": False, "depth": 1})])
+  # Percent instead of fractions.
+  with open(path) as f:
+    text = f.read()
+  rows = list(csv.DictReader(text.splitlines()))
+  rows[0]["val_mean"] = "80.0"
+  ST.write(path, rows)
+  with pytest.raises(ValueError, match="val_mean=80.0 is not a fraction"):
+    ST.load(path, SMALL_SPACE)
+
+
+def _space_table(path, rng, drop_family=None):
+  """A table over the whole genome space with random accuracies (optionally missing one
+  family), written in the committed format."""
+  rows = []
+  for spec in PP.topology_space():
+    if spec[0] == drop_family:
+      continue
+    val = float(rng.uniform(0.5, 0.9))
+    rows.append(
+      dict(
+        key=PP.topology_key(*spec),
+        family=spec[0],
+        n=spec[1],
+        params_json=json.dumps(spec[2], sort_keys=True),
+        hidden_params=0,
+        model_params=PP.model_params(*spec),
+        seeds=2,
+        diverged=0,
+        val_mean=val,
+        val_std=0.01,
+        test_mean=val - 0.005,
+        test_std=0.02,
+        seconds_mean=1.0,
+        recipe="r",
+        space_hash=ST.space_hash(),
+      )
+    )
+  ST.write(path, rows)
+  return {r["key"]: r for r in rows}
+
+
+def _csv(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def test_pareto_reads_measured_accuracy_from_the_table(tmp_path):
+  path = str(tmp_path / "table.csv")
+  table = _space_table(path, np.random.default_rng(0))
+  workdir = str(tmp_path / "run")
+  res = PA.run(PA.SearchConfig(accuracy="table", table=path, **TINY), workdir, progress=False)
+  assert res.calibration is None  # a complete table: nothing predicted
+  rows = _csv(os.path.join(workdir, "evaluations.csv"))
+  assert len(rows) == len(res.genomes)
+  for row in rows:
+    genome = np.asarray(row["genome"].split(), np.int64)
+    entry = table[PP.topology_key(*PP.decode_topology(genome))]
+    assert row["accuracy_kind"] == "measured"
+    assert float(row["accuracy"]) == pytest.approx(entry["val_mean"], abs=1e-6)
+    assert float(row["test_accuracy"]) == pytest.approx(entry["test_mean"], abs=1e-6)
+    assert float(row["accuracy_std"]) == pytest.approx(0.01) and row["seeds"] == "2"
+  with open(os.path.join(workdir, "summary.json")) as f:
+    picks = json.load(f)["picks"]
+  for pick in picks.values():
+    entry = table[PP.topology_key(*PP.decode_topology(np.asarray(pick["genome"].split(), int)))]
+    assert pick["accuracy"] == pytest.approx(entry["val_mean"])
+    assert pick["test_accuracy"] == pytest.approx(entry["test_mean"])
+  text = PA.summary_table(res)
+  assert f"{len(res.front)} of {len(res.front)} designs measured" in text
+
+
+def test_partial_table_predicts_the_rest_with_intervals_and_flags(tmp_path):
+  path = str(tmp_path / "table.csv")
+  table = _space_table(path, np.random.default_rng(1), drop_family="clos")
+  workdir = str(tmp_path / "run")
+  res = PA.run(
+    PA.SearchConfig(accuracy="table", table=path, **{**TINY, "generations": 4}),
+    workdir,
+    progress=False,
+  )
+  assert res.calibration is not None and res.calibration.num_rows == len(table)
+  kinds = set()
+  for row in _csv(os.path.join(workdir, "evaluations.csv")):
+    family = row["family"]
+    kinds.add(row["accuracy_kind"])
+    if family == "clos":  # never trained: predicted, with an interval, flagged
+      assert row["accuracy_kind"] == "predicted"
+      lo, acc, hi = (float(row[c]) for c in ("accuracy_lo", "accuracy", "accuracy_hi"))
+      assert lo <= acc <= hi and hi - lo > 0
+      assert "family clos never trained" in row["outside_calibration"]
+      assert row["test_accuracy"] == ""  # nothing measured to show
+    else:
+      assert row["accuracy_kind"] == "measured"
+  assert "measured" in kinds
+
+
+def test_calibrated_region_flags_by_hand():
+  from nf_jax import calibration as C
+
+  region = C.CalibratedRegion.of(SMALL_SPACE[:1])  # one butterfly, 1024 wide
+  inside = SMALL_SPACE[0]
+  assert region.outside(inside) == ""
+  bigger = ("butterfly", 1024, {"skip": False, "radix": 32, "depth": 1})
+  assert "params outside" in region.outside(bigger)  # fewer weights than any trained
+  assert "width 256 never trained" in region.outside(SMALL_SPACE[1])
+  assert "family random never trained" in region.outside(SMALL_SPACE[1])
+
+
+def test_space_benchmark_config_covers_the_whole_space():
+  import importlib
+  import sys
+
+  experiments = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
+  if experiments not in sys.path:
+    sys.path.insert(0, experiments)
+  config = importlib.import_module("configs.space_benchmark").get_config()
+  specs = sweep.model_specs(config)
+  assert len(config.seeds) >= 2 and config.space_hash == ST.space_hash()
+  assert config.validation_size == 10000
+  covered = {ST._identity(sweep.result_row(s)) for s in specs}
+  for spec in PP.topology_space():
+    assert ST.spec_identity(spec) in covered, spec
+  assert any(s.is_dense for s in specs)  # the nn.Dense baseline rides along
