@@ -368,7 +368,7 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
   d_in = dataset.x_train.shape[1]
   groups = [
     chunk
-    for group in tr.group_compatible(todo, d_in, mix_tables=False)
+    for group in tr.group_compatible(todo, d_in, mix_tables=bool(config.get("mix_tables", False)))
     for chunk in _chunks(group, int(config.get("max_models_per_group", 12)))
   ]
   bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="models", disable=not progress)

@@ -43,6 +43,9 @@ def base_config() -> ml_collections.ConfigDict:
   # config.n) and weight_init=.
   config.models = []
   config.max_models_per_group = 12  # models per vmapped program
+  # True: models of equal shapes but different wiring share one vmapped program (their tables
+  # become per-model data, read by cpu_ffi or xla_gather); fewer compiles, same numbers.
+  config.mix_tables = False
   config.keep_checkpoints = True  # per-group Orbax checkpoints: a killed group resumes
   config.keep_finished_checkpoints = False
 
