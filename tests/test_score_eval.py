@@ -9,11 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from nf_jax.kernels import reference
 
 from nf_jax import score_eval as E
 from nf_jax import topology as T
 from nf_jax import zero_cost as Z
-from nf_jax.kernels import reference
 from nf_jax.layers import stage_init_variances
 
 # A hand-made table: 3 iso-parameter groups (100-104, 200-209, 400) and one loner.
