@@ -37,6 +37,7 @@ from scipy import stats
 from nf_jax import io_utils, proxy, sweep
 from nf_jax import topo_search as S
 from nf_jax import topology as T
+from nf_jax.calibration import accuracy_column
 from nf_jax.sweep import RESULT_COLUMNS
 
 # The study's results contract is defined once, in nf_jax.sweep; these columns must be present.
@@ -52,6 +53,8 @@ REQUIRED = tuple(
     "final_loss",
     "epochs",
     "seconds",
+    "val_accuracy",  # absent from results trained before the validation split
+    "recipe",
   )
 )
 TOPOLOGY_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip")
@@ -114,16 +117,18 @@ def build_topology(row: dict[str, str], strict: bool = True) -> T.Topology:
 
 
 def mean_accuracy(rows: Sequence[dict[str, str]], strict: bool = True) -> list[dict[str, Any]]:
-  """One entry per distinct topology: topology, mean/std test accuracy and number of runs.
+  """One entry per distinct topology: topology, mean/std accuracy (validation when every row
+  has it, else the legacy test accuracy) and number of runs.
 
   Init-ablation rows (``nf_jax.sweep.is_init_ablation``) and diverged runs (NaN accuracy) are
   left out, the latter with a warning.
   """
   groups: dict[T.Topology, list[float]] = collections.OrderedDict()
+  column = accuracy_column(rows)  # validation when the results have it
   for row in rows:
     if sweep.is_init_ablation(row):
       continue
-    accuracy = float(row["test_accuracy"])
+    accuracy = float(row[column])
     if not math.isfinite(accuracy):
       logging.warning("left out a diverged run (NaN accuracy): %s", row)
       continue
