@@ -23,7 +23,10 @@ SOURCES = (("nf_jax", "nf_jax"), ("kernels", "nf_jax.kernels"))
 
 # Bottom first. A module may import modules of its own layer or of any layer below.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-  ("base", ("nf_jax", "nf_jax.io_utils", "nf_jax.watchdog", "nf_jax.tables")),
+  (
+    "base",
+    ("nf_jax", "nf_jax.io_utils", "nf_jax.watchdog", "nf_jax.tables", "nf_jax.compile_cache"),
+  ),
   ("core", ("nf_jax.topology", "nf_jax.data")),
   (
     "plans and formulas",
@@ -168,6 +171,8 @@ def violations(sources: dict[str, str], layers=LAYERS) -> list[tuple[str, str, s
     for target, kind in imports(module, source, known, module in packages):
       if target == module:
         continue
+      if module not in rank or target not in rank:
+        continue  # reported by test_every_module_is_placed_in_one_layer
       if kind == "import" and rank[target] > rank[module]:
         out.add((module, target, "backward"))
       elif kind.startswith("private:"):
