@@ -14,11 +14,6 @@ from pathlib import Path
 
 import jax
 
-# Compiles faster than this are not written to the cache. JAX's default (1 s) would skip most of
-# the proxy's sub-second compiles; a 2-generation `python -m nf_jax.pareto` stores 25 programs
-# (1.6 MB) at 0.1 s and 27 at 0 s (benchmarks/README.md, "Compilation cache").
-MIN_COMPILE_TIME_S = 0.1
-
 
 def cache_root() -> Path:
   """``$NF_JAX_CACHE``, or ``~/.cache/nf_jax`` when it is unset or empty."""
@@ -30,10 +25,10 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
   """Turns on JAX's persistent compilation cache in ``path`` and returns the folder.
 
   Default folder: JAX's own setting if one is made (``JAX_COMPILATION_CACHE_DIR`` or
-  ``jax.config``), else ``cache_root()/jax_cache``. JAX's
-  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``, if set, likewise wins over
-  :data:`MIN_COMPILE_TIME_S`. Call before the first compilation. Raises ``ValueError`` if the
-  folder cannot be created (a file in the way, no permission), naming what to change.
+  ``jax.config``), else ``cache_root()/jax_cache``. JAX's other cache settings, such as its 1 s
+  minimum compile time, keep their values (benchmarks/README.md, "Compilation cache", measures
+  the choice). Call before the first compilation. Raises ``ValueError`` if the folder cannot be
+  created (a file in the way, no permission), naming what to change.
   """
   if path is None:
     path = jax.config.jax_compilation_cache_dir or cache_root() / "jax_cache"
@@ -46,6 +41,4 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
       "writable folder or pass --nocompilation_cache"
     ) from err
   jax.config.update("jax_compilation_cache_dir", str(folder))
-  if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
   return folder

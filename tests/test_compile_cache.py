@@ -15,7 +15,7 @@ import json, os
 import jax, jax.numpy as jnp
 from nf_jax import compile_cache
 folder = compile_cache.enable_compilation_cache()
-# Cache even this tiny program, to see the folder fill (the CLIs keep MIN_COMPILE_TIME_S).
+# Cache even this tiny program, to see the folder fill (the CLIs keep JAX's 1 s minimum).
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((8, 8))).block_until_ready()
 print(json.dumps({"folder": str(folder), "config": jax.config.jax_compilation_cache_dir,
