@@ -92,7 +92,7 @@ def _refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | No
   if plan.stages is None:
     return plan.reason
   if impl == "pallas":
-    merged = xla_blocked.program_plans(plan.stages, block_sizes.max_merge)
+    merged = structure.program_plans(plan.stages, block_sizes.max_merge)
     return pallas_cascade.pallas_refusal(merged, block_sizes.batch_tile)
   return None
 

@@ -37,6 +37,7 @@ import numpy as np
 from absl import logging
 
 from nf_jax import io_utils
+from nf_jax.compile_cache import cache_root
 from nf_jax.topology import Topology
 
 SOURCE = Path(__file__).with_name("cpu_cascade.cc")
@@ -61,8 +62,7 @@ def _library_path() -> Path:
   key = hashlib.sha256(
     SOURCE.read_bytes() + repr((FLAGS, jaxlib.__version__, _cpu_identity())).encode()
   ).hexdigest()[:16]
-  cache = Path(os.environ.get("NF_JAX_CACHE", Path.home() / ".cache" / "nf_jax"))
-  return cache / f"cpu_cascade-{key}.so"
+  return cache_root() / f"cpu_cascade-{key}.so"
 
 
 def _record_path(library: Path) -> Path:

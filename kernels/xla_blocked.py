@@ -10,14 +10,13 @@ a tile run while the tile sits in cache. Gradients use XLA autodiff.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from nf_jax.kernels.block_sizes import BlockSizes
-from nf_jax.kernels.structure import StagePlan
+from nf_jax.kernels.structure import StagePlan, merge_groups, merged_plan
 
 
 def gather_input(h: jax.Array, sp: StagePlan) -> jax.Array:
@@ -43,60 +42,6 @@ def apply_stage(h: jax.Array, w: jax.Array, sp: StagePlan) -> jax.Array:
     lanes = np.arange(sp.skip_r * sp.n_out) % sp.n_in
     wrapped = h if lanes.size == sp.n_in and sp.skip_r == 1 else jnp.take(h, lanes, axis=1)
     out = out + wrapped.reshape(t, sp.skip_r, sp.n_out).mean(axis=1)
-  return out
-
-
-def _mergeable(run: list[StagePlan], nxt: StagePlan, max_merge: int) -> bool:
-  """Can ``nxt`` join ``run`` so that the product is one block of edge <= max_merge?"""
-  lo = min(s.C for s in run + [nxt])
-  hi = max(s.C * s.ko for s in run + [nxt])
-  n = nxt.n_out
-  if hi // lo > max_merge or n % hi or any(s.C % lo or hi % (s.C * s.ko) for s in run + [nxt]):
-    return False
-  # The digit ranges [C, C * ko) must cover [lo, hi) without a gap.
-  covered = sorted((s.C, s.C * s.ko) for s in run + [nxt])
-  reach = lo
-  for start, end in covered:
-    if start > reach:
-      return False
-    reach = max(reach, end)
-  return reach == hi
-
-
-def merge_groups(stages: Sequence[StagePlan], max_merge: int) -> list[list[int]]:
-  """Greedy runs of consecutive stage indices whose product is one block (see ``_mergeable``)."""
-  groups: list[list[int]] = []
-  for s, sp in enumerate(stages):
-    if (
-      groups
-      and sp.square_identity
-      and all(stages[i].square_identity for i in groups[-1])
-      and stages[groups[-1][0]].n_out == sp.n_out
-      and _mergeable([stages[i] for i in groups[-1]], sp, max_merge)
-    ):
-      groups[-1].append(s)
-    else:
-      groups.append([s])
-  return groups
-
-
-def merged_plan(stages: Sequence[StagePlan]) -> StagePlan:
-  """The single block stage equal to a mergeable run of square stages."""
-  lo = min(s.C for s in stages)
-  k = max(s.C * s.ko for s in stages) // lo
-  n = stages[0].n_out
-  return dataclasses.replace(
-    stages[0], A=n // (k * lo), ko=k, ki=k, C=lo, p=1, skip_mode=None, skip_r=0, src=np.arange(n)
-  )
-
-
-def program_plans(stages: Sequence[StagePlan], max_merge: int) -> list[StagePlan]:
-  """The plans :func:`build_program` runs (merged), without weights."""
-  out = []
-  for group in merge_groups(stages, max_merge):
-    first = stages[group[0]]
-    single = len(group) == 1 and not (first.square_identity and first.skip_mode)
-    out.append(first if single else merged_plan([stages[i] for i in group]))
   return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,43 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from nf_jax import kernels
+from nf_jax.init_scale import INITS as INITS
+from nf_jax.init_scale import SKIP_CASCADE_GAIN as SKIP_CASCADE_GAIN
+from nf_jax.init_scale import stage_init_variances as stage_init_variances
 from nf_jax.kernels.xla_gather import stage_gather
 from nf_jax.topology import Topology
-
-INITS = ("depth_aware", "he", "glorot", "lecun_dense")
-
-# Target end-to-end gain of a cascade whose stages all carry skip edges (see SparseCascade).
-SKIP_CASCADE_GAIN = math.sqrt(2.0)
-
-
-def stage_init_variances(topology: Topology, init: str = "depth_aware") -> tuple[float, ...]:
-  """Per-stage weight variance ``sigma_s^2`` for the named init scheme.
-
-  ``depth_aware`` is derived in :class:`SparseCascade`. The others are the per-sublayer
-  schemes a user gets by treating each stage as an independent layer: ``he`` (``2 / f_s``),
-  ``glorot`` (``2 / (f_s + fan_out_s)``, fan-out = mean number of edges leaving an input) and
-  ``lecun_dense`` (``1 / n_in_s``, the fan-in of the dense layer the stage replaces; what
-  ``nn.Dense``'s default init would give).
-  """
-  if init not in INITS:
-    raise ValueError(f"init={init!r} is not one of {INITS}")
-  variances = []
-  skip_depth = sum(s is not None for s in topology.skips)
-  for table, skip, n_in in zip(topology.stages, topology.skips, topology.stage_n_in):
-    n_out, fan_in = table.shape
-    if init == "he":
-      variances.append(2.0 / fan_in)
-    elif init == "glorot":
-      variances.append(2.0 / (fan_in + table.size / n_in))
-    elif init == "lecun_dense":
-      variances.append(1.0 / n_in)
-    elif skip is None:
-      variances.append(1.0 / fan_in)
-    else:
-      per_stage_gain = SKIP_CASCADE_GAIN ** (1.0 / skip_depth)
-      skip_gain = 1.0 / skip.shape[1]
-      variances.append(max(per_stage_gain - skip_gain, 0.0) / fan_in)
-  return tuple(variances)
 
 
 class SparseCascade(nn.Module):

@@ -9,9 +9,10 @@ Command (embedded default, offline, 2 CPU cores)::
 
 Flags: ``--seed --population --generations --workdir --algorithm --n_partitions
 --inner_partitions --accuracy --calibration --features --fit_steps --train_steps --max_area
---max_power --min_accuracy --batch --resume --overwrite --distributed``. Bad settings, a
-workdir holding another run, a corrupt checkpoint and an infeasible constraint exit non-zero
-with a message that names the fix.
+--max_power --min_accuracy --batch --resume --overwrite --distributed --compilation_cache``.
+Bad settings, a workdir holding another run, a corrupt checkpoint and an infeasible constraint
+exit non-zero with a message that names the fix. Compiled XLA programs are kept in JAX's
+persistent cache (:mod:`nf_jax.compile_cache`) unless ``--nocompilation_cache``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import jax
 from absl import app, flags
 
 from nf_jax import calibration as C
+from nf_jax.compile_cache import enable_compilation_cache
 from nf_jax.pareto_search import ACCURACY_MODES as ACCURACY_MODES
 from nf_jax.pareto_search import ALGORITHMS as ALGORITHMS
 from nf_jax.pareto_search import CHECKPOINT as CHECKPOINT
@@ -86,6 +88,11 @@ flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its check
 flags.DEFINE_bool(
   "overwrite", False, "Replace the checkpoint and outputs of another run in --workdir."
 )
+flags.DEFINE_bool(
+  "compilation_cache",
+  True,
+  "Keep compiled XLA programs in $NF_JAX_CACHE/jax_cache (default ~/.cache/nf_jax/jax_cache).",
+)
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
 flags.DEFINE_float("generation_delay_s", 0.0, "Sleep per generation (interruption demos).")
 
@@ -116,6 +123,11 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   if FLAGS.distributed:
     jax.distributed.initialize()
+  if FLAGS.compilation_cache:
+    try:
+      enable_compilation_cache()
+    except ValueError as err:
+      sys.exit(f"error: {err}")
   if FLAGS.resume and not FLAGS.workdir:
     raise ValueError("--resume needs --workdir (the folder of the interrupted run)")
   try:

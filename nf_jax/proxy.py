@@ -58,7 +58,7 @@ import optax
 from absl import logging
 
 from nf_jax import topology as T
-from nf_jax.layers import stage_init_variances
+from nf_jax.init_scale import stage_init_variances
 
 STRUCTURAL_SCORES = ("connectivity", "path_cv", "path_entropy", "log_paths")
 FIT_SCORES = ("fit_residual", "fit_score", "eff_rank")

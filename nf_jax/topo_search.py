@@ -29,6 +29,7 @@ from absl import app, flags, logging
 
 from nf_jax import io_utils, proxy
 from nf_jax import topology as T
+from nf_jax.compile_cache import enable_compilation_cache
 
 # Columns that rebuild a topology with T.make (empty cell: the family has no such parameter).
 SPEC_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "seed")
@@ -310,11 +311,22 @@ def define_flags() -> None:
   flags.DEFINE_integer("fit_steps", proxy.FitConfig.steps, "Adam steps per fit.")
   flags.DEFINE_integer("fit_targets", proxy.FitConfig.targets, "Random targets per fit.")
   flags.DEFINE_integer("seed", 0, "Seed of targets and initial weights.")
+  flags.DEFINE_bool(
+    "compilation_cache",
+    True,
+    "Keep compiled XLA programs in $NF_JAX_CACHE/jax_cache (default ~/.cache/nf_jax/jax_cache).",
+  )
 
 
 def main(argv: Sequence[str]) -> None:
   del argv
   from tqdm import tqdm
+
+  if FLAGS.compilation_cache:
+    try:
+      enable_compilation_cache()
+    except ValueError as err:
+      raise SystemExit(f"error: {err}") from err
 
   config = proxy.FitConfig(
     fit_n=FLAGS.fit_n or None, targets=FLAGS.fit_targets, steps=FLAGS.fit_steps, seed=FLAGS.seed

@@ -721,6 +721,9 @@ def _column_totals(t: Topology) -> np.ndarray:
 
 
 if __name__ == "__main__":
-  from nf_jax import topology_report
-
-  topology_report.run()
+  # The report CLI lives above this module (nf_jax.topology_report imports it); importing it
+  # from here would make the two modules import each other.
+  raise SystemExit(
+    "the topology report moved: run `python -m nf_jax.topology_report --name=... --n=...` "
+    "(same flags)"
+  )

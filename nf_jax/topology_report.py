@@ -1,7 +1,7 @@
 """Topology report: path statistics and a path-count heat map per topology.
 
 Usage:
-  python -m nf_jax.topology --name=butterfly,parallel_butterfly,clos,random --n=1024 \
+  python -m nf_jax.topology_report --name=butterfly,parallel_butterfly,clos,random --n=1024 \
       --workdir=runs/topology
 
 Prints one row of metrics per topology and writes ``metrics.json`` and ``<name>.png`` (the
@@ -151,3 +151,7 @@ def main(argv: Sequence[str]) -> None:
 def run() -> None:
   define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

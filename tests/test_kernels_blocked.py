@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from nf_jax.kernels import structure, xla_blocked
+from nf_jax.kernels import structure
 
 from nf_jax import kernels
 from nf_jax import topology as T
@@ -116,7 +116,7 @@ def test_blocked_runs_one_batched_matmul_per_stage_and_no_gather(key):
   or transpose of the lanes, never a gather."""
   t = make(key)
   sizes = TILINGS["accelerator"]
-  program = xla_blocked.program_plans(structure.plan_topology(t).stages, sizes.max_merge)
+  program = structure.program_plans(structure.plan_topology(t).stages, sizes.max_merge)
   x = jnp.zeros((BATCH, t.n_in), jnp.bfloat16)
   ws = [jnp.zeros(s.shape, jnp.bfloat16) for s in t.stages]
   jaxpr = jax.make_jaxpr(

@@ -88,20 +88,6 @@ def test_simulate_pairs_matches_public_simulate():
       np.testing.assert_allclose(got[key][i], ref[key][0], rtol=1e-6, err_msg=key)
 
 
-def test_nondominated_matches_brute_force():
-  rng = np.random.default_rng(1)
-  f = rng.integers(0, 4, size=(40, 3)).astype(float)
-  ref = np.array([not any(np.all(g <= h) and np.any(g < h) for g in f) for h in f])
-  np.testing.assert_array_equal(PA.nondominated(f), ref)
-
-
-def test_hypervolume_two_points_by_hand():
-  # Box [0, 1.1]^2 minus the non-dominated part: 1.1*0.6 + 0.6*1.1 - 0.6*0.6 = 0.96.
-  f = np.array([[0.0, 0.5], [0.5, 0.0], [0.6, 0.6]])
-  hv = PA.hypervolume(f, np.zeros(2), np.ones(2))
-  assert abs(hv - 0.96) < 0.01
-
-
 def test_calibration_recovers_linear_truth_and_loads_contract():
   specs = [("butterfly", 256, {"radix": 2, "depth": d, "skip": False}) for d in (1, 2, 4, 8)] + [
     ("random", 256, {"fan_in": k, "depth": 2, "skip": False}) for k in (2, 4, 8)

@@ -46,7 +46,7 @@ def test_cli_runs(tmp_path):
     [
       sys.executable,
       "-m",
-      "nf_jax.topology",
+      "nf_jax.topology_report",
       "--name=butterfly,random",
       "--n=256",
       f"--workdir={tmp_path}",
@@ -60,3 +60,14 @@ def test_cli_runs(tmp_path):
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   assert np.isclose(metrics[0]["connectivity"], 1.0)
   assert os.path.exists(tmp_path / "random.png")
+
+
+def test_old_cli_path_names_the_new_one():
+  result = subprocess.run(
+    [sys.executable, "-m", "nf_jax.topology", "--name=butterfly"],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode != 0
+  assert "python -m nf_jax.topology_report" in result.stderr
