@@ -29,7 +29,7 @@ import numpy as np
 from scipy.sparse.linalg import svds
 
 from nf_jax import topology as T
-from nf_jax.layers import stage_init_variances
+from nf_jax.init_scale import stage_init_variances
 
 ZERO_COST_SCORES = ("spectral_gap", "log_synflow", "naswot")
 NASWOT_BATCH = 64

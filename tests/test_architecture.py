@@ -25,7 +25,14 @@ SOURCES = (("nf_jax", "nf_jax"), ("kernels", "nf_jax.kernels"))
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
   (
     "base",
-    ("nf_jax", "nf_jax.io_utils", "nf_jax.watchdog", "nf_jax.tables", "nf_jax.compile_cache"),
+    (
+      "nf_jax",
+      "nf_jax.io_utils",
+      "nf_jax.watchdog",
+      "nf_jax.tables",
+      "nf_jax.compile_cache",
+      "nf_jax.score_eval",
+    ),
   ),
   ("core", ("nf_jax.topology", "nf_jax.data")),
   (
@@ -56,7 +63,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
   ),
   (
     "public kernels, hw and proxy",
-    ("nf_jax.kernels", "nf_jax.kernels.api", "nf_jax.hw", "nf_jax.hw.sweep", "nf_jax.proxy"),
+    (
+      "nf_jax.kernels",
+      "nf_jax.kernels.api",
+      "nf_jax.hw",
+      "nf_jax.hw.sweep",
+      "nf_jax.proxy",
+      "nf_jax.zero_cost",
+    ),
   ),
   ("layers", ("nf_jax.layers",)),
   ("training", ("nf_jax.train", "nf_jax.sweep")),
