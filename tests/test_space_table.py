@@ -204,3 +204,34 @@ def test_space_benchmark_config_covers_the_whole_space():
   for spec in PP.topology_space():
     assert ST.spec_identity(spec) in covered, spec
   assert any(s.is_dense for s in specs)  # the nn.Dense baseline rides along
+
+
+def test_benchmark_report_selects_on_validation_and_pairs_by_band():
+  import importlib.util
+
+  path = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "experiments", "benchmark_report.py"
+  )
+  spec = importlib.util.spec_from_file_location("benchmark_report", path)
+  report = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(report)
+
+  def topo(key, family, skip, params, val, test):
+    return dict(key=key, family=family, skip=skip, params=params, val={0: val}, test={0: test})
+
+  topos = [
+    # Band [100, 200): the claimed kind wins on validation but loses on test by 0.02.
+    topo("a", "parallel_butterfly", True, 100, 0.90, 0.80),
+    topo("b", "clos", False, 150, 0.85, 0.82),
+    topo("c", "clos", False, 120, 0.70, 0.95),  # best test, but never selected (validation)
+    # Band [200, 400): another family wins; the claimed kind is 0.05 behind on test.
+    topo("d", "parallel_butterfly", True, 300, 0.80, 0.75),
+    topo("e", "random", True, 350, 0.88, 0.80),
+  ]
+  assert report.bands(topos) == [(100, 200), (200, 400)]
+  table = report.family_table(topos)
+  picks = {(r["band"], r["family"]): r["pick"] for r in table}
+  assert picks[("[100, 200)", "clos")] == "b"  # selected on validation, not test
+  claim = report.claim_test(table)
+  assert claim["bands_with_claimed"] == 2 and claim["claimed_wins"] == 1
+  assert claim["mean_test_difference"] == pytest.approx((-0.02 - 0.05) / 2)
