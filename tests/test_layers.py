@@ -149,3 +149,30 @@ def test_cascade_init_compiles_without_lapack_qr():
   t = T.make("block_diagonal", 64, radix=8, depth=3, skip=True)
   hlo = jax.jit(SparseCascade(t).init).lower(jax.random.key(0), np.zeros((1, 64))).as_text()
   assert "custom_call" not in hlo
+
+
+@pytest.mark.parametrize(
+  "name,params",
+  [
+    ("butterfly", dict(radix=2, depth=5)),
+    ("block_diagonal", dict(radix=4, depth=3)),
+    ("random", dict(fan_in=3, depth=4, seed=2)),
+  ],
+)
+def test_depth_aware_without_skips_is_per_sublayer_lecun_and_glorot(name, params):
+  """Why the init ablation studies cascades with skips (experiments/configs/init_ablation.py):
+  without them every square stage gets 1 / fan_in under depth_aware, LeCun and Glorot alike
+  (each input feeds fan_in outputs), counted here from the tables. Clos stages change width,
+  so there Glorot differs."""
+  from nf_jax.init_scale import stage_init_variances
+
+  t = T.make(name, 64, skip=False, **params)
+  ours = stage_init_variances(t, "depth_aware")
+  glorot = stage_init_variances(t, "glorot")
+  for table, n_in, v, g in zip(t.stages, t.stage_n_in, ours, glorot):
+    fan_in = table.shape[1]
+    fan_out = np.bincount(table.reshape(-1), minlength=n_in).mean()
+    assert v == pytest.approx(1.0 / fan_in)
+    assert g == pytest.approx(2.0 / (fan_in + fan_out)) == pytest.approx(v)
+  skipped = T.make(name, 64, skip=True, **params)
+  assert stage_init_variances(skipped, "depth_aware") != stage_init_variances(skipped, "glorot")
