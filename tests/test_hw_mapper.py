@@ -41,11 +41,30 @@ def loop_nest(cfg: dict, m: int, n: int, k: int, order: str, tm: int, tn: int, t
   whole = {"a": m * k, "b": k * n, "c": m * n}
   tile = {"a": tm * tk, "b": tk * tn, "c": tm * tn}
   resident = {x: whole[x] <= cap[x] for x in "abc"}
-  for x in "abc":
-    if not resident[x] and tile[x] > cap[x] / 2:
-      return None
   dims = (_tiles(m, tm), _tiles(n, tn), _tiles(k, tk))
   loops = ORDER_DIMS[order]
+  # Reuse that needs the tile in SRAM: across consecutive steps (the innermost loop with more than
+  # one trip does not index the operand) or inside the tile's fold loop (dataflow table of
+  # nf_jax.hw.gemm: os streams A along rows and B along columns; ws streams A along rows and
+  # keeps B in the PEs; is keeps A in the PEs and streams B along rows; ws/is accumulate partial
+  # sums over row folds, one column fold (T x C words) at a time).
+  moving = [d for d in loops if len(dims[d]) > 1]
+  innermost = moving[-1] if moving else None
+  df, rows, cols = cfg["dataflow"], cfg["rows"], cfg["cols"]
+  s_r, s_c = (tm if df == 0 else tk), (tm if df == 2 else tn)
+  t_len = (tk, tm, tn)[df]
+  fr, fc = -(-s_r // rows), -(-s_c // cols)
+  need = {
+    "a": innermost == 1 or (df != 2 and fc > 1),
+    "b": innermost == 0 or (fr > 1 if df == 0 else (df == 2 and fc > 1)),
+  }
+  psum = t_len * min(cols, s_c) if df != 0 and fr > 1 else 0
+  need_c_words = tile["c"] if innermost == 2 else psum
+  for x in "ab":
+    if not resident[x] and need[x] and tile[x] > cap[x] / 2:
+      return None
+  if not resident["c"] and need_c_words > cap["c"] / 2:
+    return None
   held = {"a": set(), "b": set(), "c": set()}
   started: set = set()
   reads = writes = compute = 0

@@ -404,7 +404,7 @@ _evaluate = evaluate_config  # the name nf_jax.pareto_problem used before evalua
 
 # Configs per vectorised chunk: the mapper's [orders x tiles^3] cost grids stay in cache-sized
 # chunks (one vmap over 100k configs would materialise tens of GB).
-CHUNK = 256
+CHUNK = 1024
 
 
 def _chunked(fn: Any, xs: Any, n: int) -> dict:
@@ -441,8 +441,13 @@ def evaluate_pairs(
 
 
 def _bucket(n: int) -> int:
-  """Padded batch size: powers of two from 8, so populations of similar size share one compile."""
-  return max(8, 1 << (n - 1).bit_length())
+  """Padded batch size, so populations of similar size share one compile: powers of two from 8
+  up to :data:`CHUNK`, then multiples of an eighth of the power of two below (<= 12.5 % padding,
+  at most 8 sizes per octave)."""
+  if n <= CHUNK:
+    return max(8, 1 << (n - 1).bit_length())
+  step = max(CHUNK, 1 << ((n - 1).bit_length() - 4))
+  return -(-n // step) * step
 
 
 def simulate(

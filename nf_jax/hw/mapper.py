@@ -29,10 +29,14 @@ Cost of one mapping (all float32, elementwise):
 * **DRAM words**: an operand tile is fetched again whenever a loop it does not index, with more
   than one trip, sits outside its innermost indexing loop (with more than one trip): ``ifmap``
   ``[M, K]`` moves ``M K x f_A`` words, the filter ``K N x f_B``; the ofmap ``[M, N]`` is
-  written ``f_C`` times and its partial sums read back ``f_C - 1`` times. A tile must fit in half
-  its SRAM (double buffering, SCALE-Sim's 50 % active fraction), or in all of it when it is the
-  whole operand (loaded once, never replaced). An operand whose tile does not fit is streamed
-  from DRAM on every array read (its SRAM read count), never rejected.
+  written ``f_C`` times and its partial sums read back ``f_C - 1`` times. An operand whose whole
+  matrix fits its SRAM is held there (``f = 1``). Otherwise a tile that is reused must fit in
+  half its SRAM (double buffering, SCALE-Sim's 50 % active fraction): reused within the tile (a
+  streamed operand over the folds along the other array side; ws/is partial sums over the row
+  folds, one column fold at a time) or across consecutive steps (the innermost loop with more
+  than one trip does not index it). Tiles without reuse stream through a small window. An
+  operand whose reused tile does not fit is streamed from DRAM on every array read (its SRAM
+  read count), never rejected.
 * **Latency**: double buffering overlaps each tile's loads and stores with compute, so the run
   takes ``(first A and B tiles + last C tile) / bw + max(compute, other words / bw)`` cycles:
   the first tiles load before compute starts and the last output tile drains after it; in
@@ -171,22 +175,55 @@ def _costs(
   sram_a = jnp.where(df == 2, stationary, streamed)
   sram_b = jnp.where(is_os, d_t * d_sc * fr, jnp.where(df == 1, stationary, streamed))
   sram_c = jnp.where(is_os, d_sr * d_sc * n_t, d_t * d_sc * fr)
-  # Re-fetch factors from the loop order (see module docstring).
-  t_m, t_n, t_k = tm["trips"], tn["trips"], tk["trips"]
-  p_m, p_n, p_k = pos[..., 0], pos[..., 1], pos[..., 2]
+  # Re-fetch factors from the loop order (see module docstring). ``pos`` is a static tuple (the
+  # grid search: conditions fold at trace time) or a traced [3] array (one chosen mapping).
+  t = (tm["trips"], tn["trips"], tk["trips"])
+  t_m, t_n, t_k = t
+  static = isinstance(pos, tuple)
 
-  def inner(ta: Any, pa: Any, tb: Any, pb: Any) -> Any:
-    return jnp.maximum(jnp.where(ta > 1, pa, -1.0), jnp.where(tb > 1, pb, -1.0))
+  def outside(e: int, rel: tuple[int, int]) -> Any:
+    """Loop ``e`` (with > 1 trip) sits outside the innermost relevant loop with > 1 trip."""
+    if static:
+      cond = jnp.zeros((), bool)
+      for d in rel:
+        if pos[d] > pos[e]:
+          cond = cond | (t[d] > 1)
+      return cond & (t[e] > 1)
+    inner = jnp.maximum(*(jnp.where(t[d] > 1, pos[..., d], -1.0) for d in rel))
+    return (t[e] > 1) & (pos[..., e] < inner)
 
   # An operand held whole in its SRAM (loaded once, tile by tile, never evicted) is not re-fetched.
   res_a, res_b, res_c = m * k <= cap_a, k * n <= cap_b, m * n <= cap_c
-  f_a = jnp.where(res_a, 1.0, jnp.where((t_n > 1) & (p_n < inner(t_m, p_m, t_k, p_k)), t_n, 1.0))
-  f_b = jnp.where(res_b, 1.0, jnp.where((t_m > 1) & (p_m < inner(t_k, p_k, t_n, p_n)), t_m, 1.0))
-  f_c = jnp.where(res_c, 1.0, jnp.where((t_k > 1) & (p_k < inner(t_m, p_m, t_n, p_n)), t_k, 1.0))
+  f_a = jnp.where(res_a | ~outside(1, (0, 2)), 1.0, t_n)
+  f_b = jnp.where(res_b | ~outside(0, (2, 1)), 1.0, t_m)
+  f_c = jnp.where(res_c | ~outside(2, (0, 1)), 1.0, t_k)
   sa, sn, sk = tm["size"], tn["size"], tk["size"]
-  fit_a = res_a | (sa * sk <= 0.5 * cap_a)
-  fit_b = res_b | (sk * sn <= 0.5 * cap_b)
-  fit_c = res_c | (sa * sn <= 0.5 * cap_c)
+  # Which tiles must sit in SRAM: those reused within a tile's folds (a streamed operand over the
+  # folds along the other array side; ws/is partial sums over row folds, one column fold at a
+  # time) or across consecutive steps (the innermost loop with > 1 trip does not index them).
+  # Others stream through a double-buffered window: their DRAM words are the same.
+  if static:
+    i = [None, None, None]
+    later = jnp.zeros((), bool)  # a loop further in has > 1 trip
+    for d in sorted(range(3), key=lambda d: -pos[d]):
+      i[d] = ~later & (t[d] > 1)
+      later = later | (t[d] > 1)
+    i_m, i_n, i_k = i
+  else:
+    keys = [jnp.where(t[d] > 1, pos[..., d], -1.0) for d in range(3)]
+    last = jnp.maximum(jnp.maximum(keys[0], keys[1]), keys[2])
+    i_m, i_n, i_k = ((key == last) & (last >= 0) for key in keys)
+  fr_t = jnp.ceil(jnp.where(is_os, sa, sk) / r)
+  size_sc = jnp.where(df == 2, sa, sn)
+  fc_t = jnp.ceil(size_sc / c)
+  t_tile = jnp.where(is_os, sk, jnp.where(df == 1, sa, sn))
+  need_a = jnp.where(df == 2, False, fc_t > 1) | i_n
+  need_b = jnp.where(is_os, fr_t > 1, jnp.where(df == 1, False, fc_t > 1)) | i_m
+  psum_words = jnp.where(~is_os & (fr_t > 1), t_tile * jnp.minimum(c, size_sc), 0.0)
+  need_c = jnp.where(i_k, sa * sn, psum_words)
+  fit_a = res_a | ~need_a | (sa * sk <= 0.5 * cap_a)
+  fit_b = res_b | ~need_b | (sk * sn <= 0.5 * cap_b)
+  fit_c = res_c | (need_c <= 0.5 * cap_c)
   size_c = m * n
   if barrier:
     shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (sa, sn, sk)))
@@ -209,17 +246,27 @@ def _costs(
   # First iteration of the outermost loop with more than one trip: it loads its share of every
   # operand that loop indexes (or re-fetches), and ALL of an operand it neither indexes nor
   # re-fetches (held for later iterations). The rest of the compute cannot start earlier.
-  key_m, key_n, key_k = (jnp.where(t > 1, p, 99.0) for t, p in ((t_m, p_m), (t_n, p_n), (t_k, p_k)))
-  first = jnp.minimum(jnp.minimum(key_m, key_n), key_k)
-  o_m, o_n, o_k = key_m == first, key_n == first, key_k == first
-  t0 = jnp.where(first < 99.0, jnp.where(o_m, t_m, jnp.where(o_n, t_n, t_k)), 1.0)
+  if static:
+    loops = sorted(range(3), key=lambda d: pos[d])
+    before = jnp.ones((), bool)  # every loop so far has one trip
+    o = [None, None, None]
+    for d in loops:
+      o[d] = before & (t[d] > 1)
+      before = before & (t[d] <= 1)
+    o_m, o_n, o_k = o
+  else:
+    key_m, key_n, key_k = (jnp.where(t[d] > 1, pos[..., d], 99.0) for d in range(3))
+    first = jnp.minimum(jnp.minimum(key_m, key_n), key_k)
+    o_m, o_n, o_k = ((key == first) & (first < 99.0) for key in (key_m, key_n, key_k))
+  t0 = jnp.where(o_m, t_m, jnp.where(o_n, t_n, jnp.where(o_k, t_k, 1.0)))
+  inv_t0 = 1.0 / t0
 
   def share(words: Any, indexed: Any, f: Any) -> Any:
-    return jnp.where(indexed | (f > 1), words / t0, words)
+    return jnp.where(indexed | (f > 1), words * inv_t0, words)
 
   w1 = share(rd_a, o_m | o_k, f_a) + share(rd_b, o_k | o_n, f_b) + share(rd_c, o_m | o_n, f_c)
   steps = t_m * t_n * t_k
-  first_pass = (w1 + epi) * inv_bw + compute * (1.0 - 1.0 / t0) + compute / steps
+  first_pass = (w1 + epi) * inv_bw + compute * (1.0 - inv_t0) + compute / steps
   cycles = jnp.maximum(averaged, first_pass)
   energy_pj = total * sc["e_dram"] + sram_a * sc["e_a"] + sram_b * sc["e_b"] + sram_c * sc["e_c"]
   return dict(
@@ -259,13 +306,16 @@ def map_gemm_one(
   lm = 1 if m_is_one else LEVELS
   cand = jax.lax.optimization_barrier(_candidates(cfg, m, n, k, lm))
   grid = (
-    {key: v[None, :, None, None] for key, v in cand["m"].items()},
-    {key: v[None, None, :, None] for key, v in cand["n"].items()},
-    {key: v[None, None, None, :] for key, v in cand["k"].items()},
+    {key: v[:, None, None] for key, v in cand["m"].items()},
+    {key: v[None, :, None] for key, v in cand["n"].items()},
+    {key: v[None, None, :] for key, v in cand["k"].items()},
   )
-  pos = jnp.asarray(_POS)[:, None, None, None, :]
-  cost = _costs(sc, m, n, k, *grid, pos, barrier=True)
-  lat, en = cost["cycles"], cost["energy_pj"]
+  costs = [
+    _costs(sc, m, n, k, *grid, tuple(int(p) for p in _POS[o]), barrier=True)
+    for o in range(len(ORDERS))
+  ]
+  lat = jnp.stack([c["cycles"] for c in costs])
+  en = jnp.stack([c["energy_pj"] for c in costs])
   if objective == "latency":
     key = lat * (1.0 + _TIE * en / (en + jnp.min(en) + 1e-30))
   else:
