@@ -292,7 +292,13 @@ def cascade_layers(
 
 
 def _one_config(
-  cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int], mapping: str, b1: bool = False
+  cfg: HwConfig,
+  wl: Workload,
+  batch: Any,
+  shape: tuple[int, int],
+  mapping: str,
+  b1: bool = False,
+  calibration: str = "horowitz",
 ) -> dict:
   """Everything for one config at one batch size (float32 scalars); ``b1``: the batch is 1."""
   zero = jnp.zeros((), F32)
@@ -333,7 +339,7 @@ def _one_config(
   pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
   prec, node = cfg.precision, cfg.tech_nm
   e_pj = (
-    res["macs"] * E.mac_pj(prec, node)
+    res["macs"] * E.mac_pj(prec, node) * E.CALIBRATIONS[calibration]["mac_energy"]
     + res["adds"] * E.add_pj(prec, node)
     + res["ifmap_sram"] * E.sram_word_pj(cfg.ifmap_sram_kb, prec, node)
     + res["filter_sram"] * E.sram_word_pj(cfg.filter_sram_kb, prec, node)
@@ -346,10 +352,11 @@ def _one_config(
   return res
 
 
-def _area_mm2(cfg: HwConfig) -> dict:
+def _area_mm2(cfg: HwConfig, calibration: str = "horowitz") -> dict:
+  k = E.CALIBRATIONS[calibration]
   pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
-  pe = pes * E.pe_um2(cfg.precision, cfg.tech_nm) * 1e-6
-  sram = sum(
+  pe = pes * E.pe_um2(cfg.precision, cfg.tech_nm) * 1e-6 * k["pe_area"]
+  sram = k["sram_area"] * sum(
     E.sram_mm2(s, cfg.tech_nm) for s in (cfg.ifmap_sram_kb, cfg.filter_sram_kb, cfg.ofmap_sram_kb)
   )
   net = E.interconnect_um2(cfg.rows, cfg.cols, cfg.radix, cfg.precision, cfg.tech_nm) * 1e-6
@@ -359,17 +366,22 @@ def _area_mm2(cfg: HwConfig) -> dict:
 
 
 def evaluate_config(
-  cfg: HwConfig, wl: Workload, shape: tuple[int, int], mapping: str = "latency"
+  cfg: HwConfig,
+  wl: Workload,
+  shape: tuple[int, int],
+  mapping: str = "latency",
+  calibration: str = "horowitz",
 ) -> dict:
   """Every output of :func:`simulate` for ONE config and ONE workload (scalars; vmap it).
 
   ``shape`` is the workload's static ``(num_cascades, max_depth)``; ``mapping`` one of
-  :data:`MAPPINGS`. Used by :func:`simulate` and :func:`simulate_pairs`.
+  :data:`MAPPINGS`; ``calibration`` a key of :data:`nf_jax.hw.energy.CALIBRATIONS`. Used by
+  :func:`simulate` and :func:`evaluate_pairs`.
   """
   batch = jnp.asarray(wl.batch, F32)
-  full = _one_config(cfg, wl, batch, shape, mapping)
-  one = _one_config(cfg, wl, jnp.ones((), F32), shape, mapping, b1=True)
-  area = _area_mm2(cfg)
+  full = _one_config(cfg, wl, batch, shape, mapping, calibration=calibration)
+  one = _one_config(cfg, wl, jnp.ones((), F32), shape, mapping, b1=True, calibration=calibration)
+  area = _area_mm2(cfg, calibration)
   hz = cfg.clock_ghz * 1e9
   latency = full["cycles"] / hz
   leak_w = E.LEAKAGE_W_PER_MM2 * area["area_mm2"] * E.energy_scale(cfg.tech_nm)
@@ -414,15 +426,21 @@ def _chunked(fn: Any, xs: Any, n: int) -> dict:
   return jax.lax.map(fn, xs, batch_size=CHUNK)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _simulate_batched(cfg: HwConfig, wl: Workload, shape: tuple[int, int], mapping: str) -> dict:
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _simulate_batched(
+  cfg: HwConfig, wl: Workload, shape: tuple[int, int], mapping: str, calibration: str
+) -> dict:
   n = int(np.shape(cfg.rows)[0])
-  return _chunked(lambda c: evaluate_config(c, wl, shape, mapping), cfg, n)
+  return _chunked(lambda c: evaluate_config(c, wl, shape, mapping, calibration), cfg, n)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def evaluate_pairs(
-  cfg: HwConfig, wl: Workload, shape: tuple[int, int], mapping: str = "latency"
+  cfg: HwConfig,
+  wl: Workload,
+  shape: tuple[int, int],
+  mapping: str = "latency",
+  calibration: str = "horowitz",
 ) -> dict:
   """Config ``i`` on workload ``i`` for every ``i``: ``jit(vmap)`` of :func:`evaluate_config`.
 
@@ -432,12 +450,15 @@ def evaluate_pairs(
       stage count, see ``nf_jax.pareto_problem.padded_workload``).
     shape: static ``(num_cascades, max_depth)`` covering every workload.
     mapping: one of :data:`MAPPINGS`.
+    calibration: a key of :data:`nf_jax.hw.energy.CALIBRATIONS`.
 
   Returns:
     dict of float32 arrays ``[P]`` with the keys of :func:`simulate`.
   """
   n = int(np.shape(cfg.rows)[0])
-  return _chunked(lambda cw: evaluate_config(cw[0], cw[1], shape, mapping), (cfg, wl), n)
+  return _chunked(
+    lambda cw: evaluate_config(cw[0], cw[1], shape, mapping, calibration), (cfg, wl), n
+  )
 
 
 def _bucket(n: int) -> int:
@@ -451,7 +472,7 @@ def _bucket(n: int) -> int:
 
 
 def simulate(
-  configs: HwConfig, workload: Workload, mapping: str = "latency"
+  configs: HwConfig, workload: Workload, mapping: str = "latency", calibration: str = "horowitz"
 ) -> dict[str, np.ndarray]:
   """Simulates a workload on every config of a batch in one ``jit(vmap)`` call.
 
@@ -462,6 +483,9 @@ def simulate(
       and tiling, :mod:`nf_jax.hw.mapper`, energy breaking ties), ``"energy"`` (least energy,
       latency breaking ties) or ``"scalesim"`` (SCALE-Sim's fold order, no tiling search: the
       exact CALC-mode model and the USER-mode event scan documented above).
+    calibration: ``"horowitz"`` (default: the bare per-operation figures of
+      :mod:`nf_jax.hw.energy`) or ``"silicon"`` (PE area, SRAM area and MAC energy scaled by the
+      overhead factors fitted on published chips, :mod:`nf_jax.hw.calibration`).
 
   Returns:
     dict of float32 arrays ``[n]``: ``latency_s`` (batch B) and ``latency_b1_s``, ``throughput``
@@ -474,6 +498,8 @@ def simulate(
   """
   if mapping not in MAPPINGS:
     raise ValueError(f"mapping={mapping!r} is unknown; use one of {MAPPINGS}")
+  if calibration not in E.CALIBRATIONS:
+    raise ValueError(f"calibration={calibration!r} is unknown; use one of {tuple(E.CALIBRATIONS)}")
   validate(configs)
   fields = [np.atleast_1d(np.asarray(f)) for f in configs]
   n = fields[0].shape[0]
@@ -481,5 +507,5 @@ def simulate(
   cfg = HwConfig(*(jnp.asarray(np.concatenate([f, np.repeat(f[-1:], pad)])) for f in fields))
   wl = Workload(*(jnp.asarray(f) for f in workload))
   shape = (workload.num_cascades, workload.max_depth)
-  out = _simulate_batched(cfg, wl, shape, mapping)
+  out = _simulate_batched(cfg, wl, shape, mapping, calibration)
   return {k: np.asarray(v)[:n] for k, v in out.items()}
