@@ -52,3 +52,10 @@ def test_simulate_gemm_refuses_overflow_and_float_dataflow():
     hw.simulate_gemm(8, 8, 8, 4, 4, 1.5)
   big = hw.simulate_gemm(2**20, 2**20, 2**10, 128, 128, "ws")
   assert big["total_cycles"] > 0
+
+
+def test_make_workload_refuses_widths_beyond_int32():
+  with pytest.raises(ValueError, match=r"dense n_in=4294967296 does not fit int32"):
+    hw.make_workload([("dense", 2**32, 8)], batch=4)
+  with pytest.raises(ValueError, match=r"batch=4294967296 does not fit int32"):
+    hw.make_workload([("dense", 8, 8)], batch=2**32)

@@ -1,6 +1,10 @@
 """The batched simulator: ``simulate(configs, workload)`` runs ``jit(vmap)`` over configs.
 
 Dense layers (GEMMs) run on the ``rows x cols`` systolic array with the config's dataflow.
+By default (``mapping="latency"`` or ``"energy"``) every GEMM and the cascade stages run the
+mapping chosen by :mod:`nf_jax.hw.mapper` (loop order and SRAM tiles; see there).
+``mapping="scalesim"`` runs the model below instead, with no tiling search.
+
 Their compute schedule is SCALE-Sim's (see :mod:`nf_jax.hw.gemm`); memory is an event-level
 ``lax.scan`` over the fold categories of the schedule (first / middle / last column fold x first /
 middle / last row fold, in SCALE-Sim's loop order), carrying explicit state: the cycle counter and
