@@ -260,13 +260,15 @@ def _costs(
     o_m, o_n, o_k = ((key == first) & (first < 99.0) for key in (key_m, key_n, key_k))
   t0 = jnp.where(o_m, t_m, jnp.where(o_n, t_n, jnp.where(o_k, t_k, 1.0)))
   inv_t0 = 1.0 / t0
+  # The first iteration covers one full tile of the outer dimension (the remainder tile is last).
+  frac0 = jnp.where(o_m, sa / m, jnp.where(o_n, sn / n, jnp.where(o_k, sk / k, 1.0)))
 
   def share(words: Any, indexed: Any, f: Any) -> Any:
-    return jnp.where(indexed | (f > 1), words * inv_t0, words)
+    return jnp.where(indexed, words * frac0, jnp.where(f > 1, words * inv_t0, words))
 
   w1 = share(rd_a, o_m | o_k, f_a) + share(rd_b, o_k | o_n, f_b) + share(rd_c, o_m | o_n, f_c)
   steps = t_m * t_n * t_k
-  first_pass = (w1 + epi) * inv_bw + compute * (1.0 - inv_t0) + compute / steps
+  first_pass = (w1 + epi) * inv_bw + compute * (1.0 - frac0) + compute / steps
   cycles = jnp.maximum(averaged, first_pass)
   energy_pj = total * sc["e_dram"] + sram_a * sc["e_a"] + sram_b * sc["e_b"] + sram_c * sc["e_c"]
   return dict(
