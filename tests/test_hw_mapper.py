@@ -333,3 +333,34 @@ def test_mapped_model_fixes_the_tpu_like_case_and_scalesim_mode_keeps_it():
   assert tops["latency"] > 50.0  # bound: 92 TOPS peak x utilisation of the 256-wide folds
   with pytest.raises(ValueError, match="mapping='best' is unknown"):
     hw.simulate(tpu, wl, mapping="best")
+
+
+def test_cascade_batch_tile_is_the_brute_force_minimum():
+  # Weights that do not fit stream once per pass of b samples; a stage's b activations (two
+  # buffers) must fit its column's ifmap bank or spill. Brute force over every b in 1..B.
+  from nf_jax import topology as T  # noqa: PLC0415
+
+  t = T.make("butterfly", 256, radix=2)  # 8 stages of 256 outputs, fan-in 2: 4096 weights
+  batch = 48
+  wl = hw.make_workload([t], batch=batch)
+  memory_bound = 0
+  for filt_kb, if_kb, bw in ((1.0, 64.0, 1.0), (1.0, 4.0, 1.0), (16.0, 1.0, 0.5), (1.0, 512.0, 4)):
+    cfg = hw.make_config(
+      rows=16, cols=8, filter_sram_kb=filt_kb, ifmap_sram_kb=if_kb, dram_bw_gbs=bw, clock_ghz=1.0
+    )
+    out = hw.simulate(cfg, wl)
+    compute = hw.simulate(cfg._replace(dram_bw_gbs=np.full(1, np.inf, np.float32)), wl)["cycles"]
+    weights = int(np.sum(np.asarray(wl.stage_n_out) * wl.stage_fan_in))
+    n_out = np.asarray(wl.stage_n_out, np.float64)
+    last = np.arange(t.depth) == t.depth - 1
+    cap_w, bank = filt_kb * 1024, if_kb * 1024 / 8  # int8 words; 8 PE columns share the ifmap
+    best = math.inf
+    for b in range(1, batch + 1):
+      passes = math.ceil(batch / b)
+      stream = weights if weights <= cap_w else weights * passes
+      spill = np.sum(np.where((b * 2 * n_out > bank) & ~last, 2 * batch * n_out, 0.0))
+      words = batch * 256 + stream + batch * 256 + spill  # inputs + weights + outputs + spills
+      best = min(best, max(float(compute[0]), words / bw))
+    np.testing.assert_allclose(out["cycles"][0], best, rtol=1e-5, err_msg=str((filt_kb, if_kb)))
+    memory_bound += out["cycles"][0] > 1.01 * compute[0]
+  assert memory_bound >= 2  # the batch tile matters in these cases
