@@ -272,6 +272,9 @@ def test_physics_bounds_hold_on_random_configs():
   assert np.all(out["cycles"] >= bound * (1 - 1e-5))
   dram = out["dram_read_a"] + out["dram_read_b"] + out["dram_read_c"] + out["dram_write"]
   assert np.all(dram >= words * (1 - 1e-6))
+  # Memory energy of the chosen mapping covers at least the compulsory DRAM words.
+  dram_pj = E.DRAM_64_PJ * np.asarray(E.BITS)[cfg.precision] / 64.0
+  assert np.all(out["energy_pj"] >= words * dram_pj * (1 - 1e-5))
   # Through the full simulator (one GEMM per config): latency and energy per sample.
   for i in (40,):
     one = hw.take(cfg, i)

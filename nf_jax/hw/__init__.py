@@ -8,7 +8,8 @@
 * :func:`simulate`: latency, throughput, power, area, energy and stalls of every config in one
   ``jit(vmap)`` call; ``mapping=`` picks the mapper's best loop order and tiling per layer
   (default, :mod:`nf_jax.hw.mapper`) or SCALE-Sim's fold order (``"scalesim"``).
-  :func:`evaluate_pairs` runs config ``i`` on workload ``i``.
+  :func:`evaluate_pairs` runs config ``i`` on workload ``i``. ``calibration="silicon"`` scales
+  area and MAC energy by overhead factors fitted on published chips (:mod:`nf_jax.hw.calibration`).
 * :func:`map_gemm`: the chosen mapping of one GEMM on every config, with its lower bound.
 * ``python -m nf_jax.hw`` sweeps a grid and plots the trade-offs.
 """
