@@ -203,7 +203,7 @@ def test_mapper_is_the_minimum_of_a_brute_force_search(case):
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2]])
 def test_candidate_grid_is_close_to_every_integer_tiling(case):
-  # Quality of the powers-of-4 candidate set: every integer tiling of every order, replayed
+  # Quality of the candidate set (mapper.PIECES): every integer tiling of every order, replayed
   # (fitting ones). On tiny-SRAM cases the grid can lose up to ~1.5x (measured; see README_hw).
   m, n, k, r, c, df, prec, (a, b, o), bw = case
   m, n, k = min(m, 12), min(n, 12), min(k, 12)

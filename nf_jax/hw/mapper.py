@@ -9,11 +9,11 @@ ZigZag's loop-order search do for their architectures.
 Mapping space of a GEMM (enumerated as arrays, minimum taken with one ``argmin``; no Python loop
 per config):
 
-* **Tile sizes** ``(tm, tn, tk)``: per dimension ``D``, the tile that splits ``D`` into ``4**j``
-  pieces (``j = 0 .. LEVELS - 1``, up to 1024 pieces), rounded up to a multiple of the array side
-  that dimension unrolls over (so tiling never adds folds) and capped at ``D``. The powers-of-4
-  grid keeps the search at 3 x 6**3 = 648 mappings per GEMM (3 x 36 at batch 1); the chosen
-  mapping is evaluated again alone (the grid pass only scores).
+* **Tile sizes** ``(tm, tn, tk)``: per dimension ``D``, the tile that splits ``D`` into ``p``
+  pieces, ``p`` in :data:`PIECES` (1, 2, 4, 8, 32, 256), rounded up to a multiple of the array
+  side that dimension unrolls over (so tiling never adds folds) and capped at ``D``. Six levels
+  keep the search at 3 x 6**3 = 648 mappings per GEMM (3 x 36 at batch 1); the chosen mapping is
+  evaluated again alone (the grid pass only scores).
 * **Loop order** of the tile loops: ``(m, n, k)``, ``(m, k, n)`` or ``(n, k, m)`` (outer to inner).
   With two of three dimensions per operand these three are all the distinct DRAM-traffic
   patterns: an order's traffic depends only on which loops with more than one trip sit outside
@@ -75,8 +75,11 @@ from nf_jax.hw import energy as E
 from nf_jax.hw.config import PRECISION_BYTES, HwConfig
 
 F32 = jnp.float32
-LEVELS = 6  # tile counts 4**0 .. 4**5 per dimension
-BASE = 4.0
+LEVELS = 6  # len(PIECES)
+# Candidate tile counts per dimension: fine steps near the whole operand (halving a tile is what
+# makes it fit half an SRAM), coarse ones for small tiles. Chosen on the co-design sample of
+# benchmarks/hw_bench.py (p90 ratio to the bound 1.45 vs 1.55 for powers of 4; README_hw).
+PIECES = (1.0, 2.0, 4.0, 8.0, 32.0, 256.0)
 ORDERS = ("mnk", "mkn", "nkm")  # tile loops, outer to inner
 # POS[o, d]: position of dimension d (m=0, n=1, k=2) in loop order o.
 _POS = np.array([[o.index(d) for d in "mnk"] for o in ORDERS], np.float32)
@@ -124,7 +127,7 @@ def _scalars(cfg: HwConfig) -> dict:
 
 def _dim_tiles(d: Any, unit: Any, levels: int = LEVELS) -> dict:
   """Tile candidates of one dimension ``d``: size, trips and fold sums, each ``[levels]``."""
-  pieces = BASE ** jnp.arange(levels, dtype=F32)
+  pieces = jnp.asarray(PIECES[:levels], F32)
   size = jnp.minimum(d, jnp.ceil(jnp.ceil(d / pieces) / unit) * unit)
   trips = jnp.ceil(d / size)
   full = jnp.floor(d / size)
