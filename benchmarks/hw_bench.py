@@ -12,6 +12,12 @@ For the 256x256x256 GEMM workload it measures, side by side:
 3. exact agreement: for each SCALE-Sim config, ``total_cycles`` and the three SRAM counts from
    ``simulate_gemm`` and from ``simulate`` (cycles) against SCALE-Sim.
 
+4. the mapper (``mapping="latency"``, the default): mapped latency over the lower bound
+   ``max(dataflow compute cycles, compulsory DRAM words / bw)`` on random dense layers and configs
+   drawn from the co-design search space (``nf_jax.pareto_problem.GENES``), as a distribution
+   (goal: median <= 1.1, p90 <= 1.5, max <= 2.5, never below 1), and configs/min of both
+   mappings (goal >= 1M/min with the mapper).
+
   python benchmarks/hw_bench.py                 # full run, a few minutes on 2 cores
   python benchmarks/hw_bench.py --smoke         # seconds; what the test suite runs
 """
@@ -51,24 +57,64 @@ def random_population(n: int, seed: int = 0) -> hw.HwConfig:
   )
 
 
-def bench_jax(m: int, n: int, k: int, population: int, repeats: int) -> dict:
+def codesign_population(n: int, seed: int = 0) -> tuple[hw.HwConfig, np.ndarray]:
+  """``n`` configs from the co-design genes and ``n`` random dense layers ``[3, n]`` (M, N, K):
+  batch M log-uniform in 1..4096, N and K log-uniform in 16..4096."""
+  rng = np.random.default_rng(seed)
+  sram = rng.choice([32.0, 64.0, 128.0, 256.0, 512.0, 1024.0], n)
+  cfg = hw.make_config(
+    rows=rng.choice([8, 16, 32, 64, 128], n),
+    cols=rng.choice([8, 16, 32, 64, 128], n),
+    dataflow=rng.integers(0, 3, n),
+    precision=rng.integers(0, 4, n),
+    ifmap_sram_kb=sram,
+    filter_sram_kb=sram,
+    ofmap_sram_kb=sram / 2,
+    dram_bw_gbs=rng.choice([8.0, 16.0, 32.0, 64.0, 128.0, 256.0], n),
+    clock_ghz=rng.choice([0.5, 0.8, 1.0, 1.5, 2.0], n),
+  )
+  mnk = np.round(2.0 ** np.stack([rng.uniform(0, 12, n), *rng.uniform(4, 12, (2, n))]))
+  return cfg, mnk
+
+
+def bench_mapper(n: int, huge_sram: bool = True) -> dict:
+  """Mapped latency / lower bound on ``n`` random (layer, config) pairs of the co-design space,
+  and on the same pairs with 1 GiB SRAMs (what remains when capacity never binds)."""
+  cfg, (m, nn, k) = codesign_population(n, seed=1)
+  res = {}
+  huge = cfg._replace(**{f: np.full(n, 2.0**20, np.float32) for f in SRAM_FIELDS})
+  sets = (("codesign", cfg), ("huge_sram", huge)) if huge_sram else (("codesign", cfg),)
+  for name, c in sets:
+    out = hw.map_gemm(c, m, nn, k)
+    ratio = out["cycles"] / out["lower_bound_cycles"]
+    q = np.quantile(ratio, [0.0, 0.5, 0.9, 0.99, 1.0])
+    res[name] = dict(min=q[0], median=q[1], p90=q[2], p99=q[3], max=q[4], over=np.mean(ratio > 2.5))
+  return res
+
+
+SRAM_FIELDS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
+
+
+def bench_jax(
+  m: int, n: int, k: int, population: int, repeats: int, mapping: str = "latency"
+) -> dict:
   wl = hw.gemm_workload(m, n, k)
   cfg = random_population(population)
   t0 = time.perf_counter()
-  hw.simulate(cfg, wl)
+  hw.simulate(cfg, wl, mapping=mapping)
   compile_s = time.perf_counter() - t0
   best = np.inf
   for _ in range(repeats):
     t0 = time.perf_counter()
-    out = hw.simulate(cfg, wl)
+    out = hw.simulate(cfg, wl, mapping=mapping)
     best = min(best, time.perf_counter() - t0)
   assert np.all(np.isfinite(out["latency_s"]))
   # One config per call (what a non-batched caller pays: dispatch + padding to 8), warm.
   one = hw.make_config(rows=32, cols=32)
-  hw.simulate(one, wl)
+  hw.simulate(one, wl, mapping=mapping)
   t0 = time.perf_counter()
   for _ in range(20):
-    hw.simulate(one, wl)
+    hw.simulate(one, wl, mapping=mapping)
   single = (time.perf_counter() - t0) / 20
   return dict(
     single_call_s=single,
@@ -111,17 +157,28 @@ def main() -> None:
     "--scalesim_python", default=os.environ.get("NF_JAX_SCALESIM_PYTHON", "/tmp/ssvenv/bin/python")
   )
   p.add_argument("--no_scalesim", action="store_true")
+  p.add_argument("--mapper_cases", type=int, default=3000)
   a = p.parse_args()
   if a.smoke:
     a.gemm, a.population, a.scalesim_configs = "16,16,16", 256, "4x4:os,4x8:ws"
+    a.mapper_cases = 64
   m, n, k = (int(x) for x in a.gemm.split(","))
   print(f"workload: GEMM M={m} N={n} K={k}; CPU cores visible: {os.cpu_count()}")
-  jx = bench_jax(m, n, k, a.population, repeats=1 if a.smoke else 3)
-  print(
-    f"nf_jax.hw.simulate: {jx['population']} configs in {jx['seconds']:.4f} s "
-    f"(compile {jx['compile_s']:.2f} s) -> {jx['per_minute']:,.0f} configs/min "
-    f"(goal >= 100,000)"
-  )
+  mp = bench_mapper(a.mapper_cases, huge_sram=not a.smoke)
+  for name, d in mp.items():
+    print(
+      f"mapper ({name}): latency / max(compute, compulsory DRAM / bw) on {a.mapper_cases} random "
+      f"(dense layer, config) pairs: min {d['min']:.3f} median {d['median']:.3f} "
+      f"p90 {d['p90']:.3f} p99 {d['p99']:.3f} max {d['max']:.2f}; {100 * d['over']:.1f} % above "
+      "2.5 (goal: median <= 1.1, p90 <= 1.5, max <= 2.5, min >= 1)"
+    )
+  for mapping in ("latency",) if a.smoke else ("scalesim", "latency"):
+    jx = bench_jax(m, n, k, a.population, repeats=1 if a.smoke else 3, mapping=mapping)
+    print(
+      f"nf_jax.hw.simulate(mapping={mapping!r}): {jx['population']} configs in "
+      f"{jx['seconds']:.4f} s (compile {jx['compile_s']:.2f} s) -> {jx['per_minute']:,.0f} "
+      "configs/min (goal >= 1,000,000 with the mapper)"
+    )
   runner = None if a.no_scalesim else scalesim_runner(a.scalesim_python)
   if runner is None:
     print("SCALE-Sim half skipped: no runnable scalesim (see scripts/scalesim_oracle.py)")

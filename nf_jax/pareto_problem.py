@@ -17,7 +17,7 @@ Evaluation of a population (:class:`Evaluator`): the accuracy model scores each 
 hidden topology once (cached by spec), and the hardware simulator runs ONE jitted, vmapped
 call over all (config, workload) pairs of the generation. The public ``nf_jax.hw.simulate``
 takes one workload shared by all configs; candidates here differ in topology, so we vmap the
-simulator's per-config kernel (``nf_jax.hw.fabric._evaluate``) over both axes, padding every
+simulator's per-config kernel over both axes (``nf_jax.hw.evaluate_pairs``), padding every
 workload to a common stage count with stages that belong to no cascade (segment ids out of
 range, which ``jax.ops.segment_sum`` drops) and zero width (so they add no MACs, weights or
 I/O). The test suite checks this equals ``nf_jax.hw.simulate`` per candidate. The population
@@ -216,7 +216,7 @@ def padded_workload(wl: Workload, num_stages: int) -> Workload:
 
 @functools.partial(jax.jit, static_argnums=2)
 def _simulate_pairs(cfg: hw.HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
-  return jax.vmap(fabric._evaluate, in_axes=(0, 0, None))(cfg, wl, shape)
+  return fabric.evaluate_pairs(cfg, wl, shape)
 
 
 def population_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

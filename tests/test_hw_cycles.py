@@ -62,5 +62,5 @@ def test_clock_model_hand_computed():
   assert int(out["total_cycles"][0]) == 127 + 21 + 63
   assert int(out["stall_cycles"][0]) == 127  # prologue cycles without a demand line
   # The event scan does not overlap the prologue and epilogue with the fold: 128 + 22 + 64.
-  ev = hw.simulate(cfg, hw.gemm_workload(8, 8, 8))
+  ev = hw.simulate(cfg, hw.gemm_workload(8, 8, 8), mapping="scalesim")
   assert int(ev["cycles"][0]) == 128 + 22 + 64

@@ -52,7 +52,7 @@ def test_user_mode_is_within_documented_factor_of_scalesim():
       dram_bw_gbs=float(c["bandwidth"]),
       clock_ghz=1.0,
     )
-    out = hw.simulate(cfg, hw.gemm_workload(c["M"], c["N"], c["K"]))
+    out = hw.simulate(cfg, hw.gemm_workload(c["M"], c["N"], c["K"]), mapping="scalesim")
     ratio = out["cycles"][0] / (c["total_cycles"] + 1)
     assert 0.4 < ratio < 2.5, (c, ratio)
     if c["stall_cycles"] > 1000:

@@ -6,7 +6,12 @@
 * :func:`make_workload` / :func:`gemm_workload`: dense layers and sparse cascades as a
   :class:`Workload`.
 * :func:`simulate`: latency, throughput, power, area, energy and stalls of every config in one
-  ``jit(vmap)`` call. ``python -m nf_jax.hw`` sweeps a grid and plots the trade-offs.
+  ``jit(vmap)`` call; ``mapping=`` picks the mapper's best loop order and tiling per layer
+  (default, :mod:`nf_jax.hw.mapper`) or SCALE-Sim's fold order (``"scalesim"``).
+  :func:`evaluate_pairs` runs config ``i`` on workload ``i``. ``calibration="silicon"`` scales
+  area and MAC energy by overhead factors fitted on published chips (:mod:`nf_jax.hw.calibration`).
+* :func:`map_gemm`: the chosen mapping of one GEMM on every config, with its lower bound.
+* ``python -m nf_jax.hw`` sweeps a grid and plots the trade-offs.
 """
 
 from nf_jax.hw.config import DATAFLOWS as DATAFLOWS
@@ -16,11 +21,15 @@ from nf_jax.hw.config import describe as describe
 from nf_jax.hw.config import grid as grid
 from nf_jax.hw.config import make_config as make_config
 from nf_jax.hw.config import take as take
+from nf_jax.hw.config import validate as validate
 from nf_jax.hw.cycles import simulate_gemm_memory_cycles as simulate_gemm_memory_cycles
+from nf_jax.hw.fabric import MAPPINGS as MAPPINGS
+from nf_jax.hw.fabric import evaluate_pairs as evaluate_pairs
 from nf_jax.hw.fabric import gemm_layer as gemm_layer
 from nf_jax.hw.fabric import simulate as simulate
 from nf_jax.hw.gemm import simulate_gemm as simulate_gemm
 from nf_jax.hw.gemm import simulate_gemm_cycles as simulate_gemm_cycles
+from nf_jax.hw.mapper import map_gemm as map_gemm
 from nf_jax.hw.workload import Workload as Workload
 from nf_jax.hw.workload import gemm_workload as gemm_workload
 from nf_jax.hw.workload import make_workload as make_workload

@@ -35,6 +35,19 @@ _BW = flags.DEFINE_list("dram_bw_gbs", [], "DRAM GB/s to sweep (default 16; inf 
 _SRAM = flags.DEFINE_list("sram_kb", [], "SRAM KiB (all three buffers) to sweep (default 256/128).")
 _CLOCK = flags.DEFINE_list("clock_ghz", [], "Clocks to sweep (default 1.0).")
 _NODE = flags.DEFINE_list("tech_nm", [], "Technology nodes to sweep (default 45).")
+_MAPPING = flags.DEFINE_enum(
+  "mapping",
+  "latency",
+  ["latency", "energy", "scalesim"],
+  "latency/energy: the mapper's best loop order and tiling per layer; scalesim: SCALE-Sim's "
+  "fold order (nf_jax.hw.simulate).",
+)
+_CALIB = flags.DEFINE_enum(
+  "calibration",
+  "horowitz",
+  ["horowitz", "silicon"],
+  "Energy/area figures: bare Horowitz, or scaled by factors fitted on published chips.",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -66,11 +79,16 @@ def main(argv: list[str]) -> None:
     else f"mlp {_NIN.value}->{_TOPO.value}({_N.value})->{_NOUT.value}, batch {_BATCH.value}"
   )
   t0 = time.perf_counter()
-  rows = sweep.run_sweep(cfg, wl)
+  rows = sweep.run_sweep(cfg, wl, mapping=_MAPPING.value, calibration=_CALIB.value)
   seconds = time.perf_counter() - t0
   logging.info("simulated %d configs in %.2f s (incl. compile)", len(rows), seconds)
   meta = dict(
-    workload_desc=desc, num_configs=len(rows), seconds=seconds, macs_per_sample=wl.macs_per_sample
+    workload_desc=desc,
+    num_configs=len(rows),
+    seconds=seconds,
+    macs_per_sample=wl.macs_per_sample,
+    mapping=_MAPPING.value,
+    calibration=_CALIB.value,
   )
   for path in sweep.write_results(rows, FLAGS.value, meta):
     print(path)

@@ -54,6 +54,30 @@ class HwConfig(NamedTuple):
 
 
 _INT_FIELDS = ("rows", "cols", "dataflow", "precision", "radix")
+# Largest accepted value of each numeric field: beyond these the float32/int32 arithmetic of the
+# simulator overflows or loses all precision, and no real accelerator comes close.
+LIMITS = dict(
+  rows=65536,
+  cols=65536,
+  ifmap_sram_kb=2.0**30,  # 1 TiB
+  filter_sram_kb=2.0**30,
+  ofmap_sram_kb=2.0**30,
+  dram_bw_gbs=1e9,  # or inf
+  clock_ghz=1000.0,
+  radix=65536,
+  tech_nm=1000.0,
+)
+_EXAMPLE = dict(
+  rows=32,
+  cols=32,
+  ifmap_sram_kb=256,
+  filter_sram_kb=256,
+  ofmap_sram_kb=128,
+  dram_bw_gbs=16,
+  clock_ghz=1,
+  radix=2,
+  tech_nm=45,
+)
 
 
 def _code(field: str, value: Any, names: Sequence[str]) -> np.ndarray:
@@ -70,6 +94,35 @@ def _code(field: str, value: Any, names: Sequence[str]) -> np.ndarray:
     else:
       raise ValueError(f"{field}={v!r} is unknown; use one of {names} (or their index)")
   return out if np.ndim(value) else out[0]
+
+
+def _check_numeric(name: str, value: Any) -> np.ndarray:
+  """Float64 array of a numeric field, or a ValueError naming the field, the value and a fix."""
+  try:
+    arr = np.asarray(value, dtype=np.float64)
+  except (TypeError, ValueError):
+    raise ValueError(f"{name}={value!r} must be a number (e.g. {name}={_EXAMPLE[name]})") from None
+  flat = arr.ravel()
+  bad = np.isnan(flat) | (np.isinf(flat) & (name != "dram_bw_gbs"))
+  if bad.any():
+    raise ValueError(f"{name}={flat[bad][0].item()!r} must be finite (only dram_bw_gbs may be inf)")
+  if np.any(flat <= 0):
+    v = flat[flat <= 0][0].item()
+    v = int(v) if float(v).is_integer() else v
+    raise ValueError(f"{name}={v!r} must be positive (e.g. {name}={_EXAMPLE[name]})")
+  over = np.isfinite(flat) & (flat > LIMITS[name])
+  if over.any():
+    raise ValueError(
+      f"{name}={flat[over][0].item():g} exceeds the supported maximum {LIMITS[name]:g} "
+      "(the simulator's int32/float32 counts would overflow); use a realistic value, "
+      f"e.g. {name}={_EXAMPLE[name]}"
+    )
+  if name in _INT_FIELDS and np.any(flat != np.round(flat)):
+    v = flat[flat != np.round(flat)][0].item()
+    raise ValueError(f"{name}={v!r} must be an integer (e.g. {name}={round(v)})")
+  if name == "radix" and np.any(flat < 2):
+    raise ValueError(f"radix={value!r} must be >= 2 (a butterfly switch has at least 2 ports)")
+  return arr
 
 
 def make_config(
@@ -91,8 +144,9 @@ def make_config(
   unlimited DRAM bandwidth (compute-bound mode).
 
   Raises:
-    ValueError: a size, bandwidth, clock or node that is not positive, a radix below 2, or an
-      unknown dataflow/precision; the message names the field and the value.
+    ValueError: a size, bandwidth, clock or node that is not positive, not finite (only
+      ``dram_bw_gbs`` may be inf), above :data:`LIMITS`, or not an integer where one is needed; a
+      radix below 2; an unknown dataflow/precision. The message names the field and the value.
   """
   fields = dict(
     rows=rows,
@@ -105,20 +159,7 @@ def make_config(
     radix=radix,
     tech_nm=tech_nm,
   )
-  arrays: dict[str, np.ndarray] = {}
-  for name, value in fields.items():
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(arr) | (name == "dram_bw_gbs")) or np.any(np.isnan(arr)):
-      raise ValueError(f"{name}={value!r} must be finite (only dram_bw_gbs may be inf)")
-    if np.any(arr <= 0):
-      bad = arr[arr <= 0].ravel()[0].item()
-      bad = int(bad) if float(bad).is_integer() else bad
-      raise ValueError(f"{name}={bad!r} must be positive (e.g. {name}=32)")
-    if name in _INT_FIELDS and np.any(arr != np.round(arr)):
-      raise ValueError(f"{name}={value!r} must be an integer")
-    arrays[name] = arr
-  if np.any(arrays["radix"] < 2):
-    raise ValueError(f"radix={radix!r} must be >= 2 (a butterfly switch has at least 2 ports)")
+  arrays: dict[str, np.ndarray] = {name: _check_numeric(name, v) for name, v in fields.items()}
   arrays["dataflow"] = _code("dataflow", dataflow, DATAFLOWS)
   arrays["precision"] = _code("precision", precision, PRECISIONS)
   shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
@@ -129,6 +170,46 @@ def make_config(
     dtype = np.int32 if name in _INT_FIELDS else np.float32
     out[name] = np.broadcast_to(arrays[name], shape).astype(dtype)
   return HwConfig(**out)
+
+
+def validate(cfg: HwConfig) -> None:
+  """Checks a (possibly hand-built) :class:`HwConfig` the way :func:`make_config` does.
+
+  Raises:
+    ValueError: a field out of range (the message names it, the config index and a fix), a
+      categorical code outside its table, or fields of different lengths.
+  """
+  if not isinstance(cfg, HwConfig):
+    raise ValueError(f"configs must be an HwConfig (build one with make_config); got {type(cfg)}")
+  sizes = {name: np.size(v) for name, v in cfg._asdict().items()}
+  if len(set(sizes.values())) != 1:
+    raise ValueError(f"HwConfig fields must all have the same length; got {sizes}")
+  for name, v in cfg._asdict().items():
+    arr = np.asarray(v)
+    if isinstance(v, jax_array_types()):  # traced values cannot be checked here
+      return
+    if name in ("dataflow", "precision"):
+      names = DATAFLOWS if name == "dataflow" else PRECISIONS
+      if arr.dtype.kind not in "iu":
+        raise ValueError(
+          f"HwConfig.{name} has dtype {arr.dtype}; it must hold int codes into {names} "
+          "(build configs with make_config, which accepts names)"
+        )
+      bad = (arr < 0) | (arr >= len(names))
+      if np.any(bad):
+        raise ValueError(f"HwConfig.{name}={arr[bad].ravel()[0]} is not an index into {names}")
+      continue
+    try:
+      _check_numeric(name, arr)
+    except ValueError as e:
+      raise ValueError(f"HwConfig.{e} (build configs with make_config)") from None
+
+
+def jax_array_types() -> tuple[type, ...]:
+  """Types that are JAX tracers (skipped by :func:`validate`, which needs concrete values)."""
+  import jax  # noqa: PLC0415 (config stays importable without initialising JAX)
+
+  return (jax.core.Tracer,)
 
 
 def grid(**axes: Sequence[Any]) -> HwConfig:

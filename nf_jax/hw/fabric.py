@@ -1,6 +1,10 @@
 """The batched simulator: ``simulate(configs, workload)`` runs ``jit(vmap)`` over configs.
 
 Dense layers (GEMMs) run on the ``rows x cols`` systolic array with the config's dataflow.
+By default (``mapping="latency"`` or ``"energy"``) every GEMM and the cascade stages run the
+mapping chosen by :mod:`nf_jax.hw.mapper` (loop order and SRAM tiles; see there).
+``mapping="scalesim"`` runs the model below instead, with no tiling search.
+
 Their compute schedule is SCALE-Sim's (see :mod:`nf_jax.hw.gemm`); memory is an event-level
 ``lax.scan`` over the fold categories of the schedule (first / middle / last column fold x first /
 middle / last row fold, in SCALE-Sim's loop order), carrying explicit state: the cycle counter and
@@ -59,11 +63,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from nf_jax.hw import energy as E
-from nf_jax.hw.config import PRECISION_BYTES, HwConfig
+from nf_jax.hw.config import PRECISION_BYTES, HwConfig, validate
 from nf_jax.hw.gemm import gemm_closed_form, operand_dims
+from nf_jax.hw.mapper import map_cascade, map_gemm_one
 from nf_jax.hw.workload import MAX_LOG2_PES, Workload
 
 F32 = jnp.float32
+# "latency": the mapper's best loop order and tiling (energy breaks ties); "energy": the reverse;
+# "scalesim": SCALE-Sim's fold order with the event scan of gemm_layer (no tiling search).
+MAPPINGS = ("latency", "energy", "scalesim")
 
 
 def _cdiv(a: Any, b: Any) -> Any:
@@ -179,10 +187,42 @@ def gemm_layer(cfg: HwConfig, m: Any, n: Any, k: Any) -> dict:
   )
 
 
-def cascade_layers(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int]) -> dict:
+def mapped_gemm_layer(
+  cfg: HwConfig, m: Any, n: Any, k: Any, objective: str = "latency", m_is_one: bool = False
+) -> dict:
+  """One GEMM under the mapper's best mapping (scalars; vmap for batches).
+
+  Same keys and conventions as :func:`gemm_layer` (``cycles`` and ``compute_cycles`` are last
+  cycle indices); the memory stall is split over operands in proportion to their DRAM words.
+  """
+  mp = map_gemm_one(cfg, m, n, k, objective, m_is_one)
+  rd_a, rd_b, rd_c, wr = mp["dram_read_a"], mp["dram_read_b"], mp["dram_read_c"], mp["dram_write"]
+  stall = mp["cycles"] - mp["compute_cycles"]
+  share = stall / jnp.maximum(rd_a + rd_b + rd_c + wr, 1e-30)
+  m, n, k = (jnp.asarray(x, F32) for x in (m, n, k))
+  return dict(
+    cycles=mp["cycles"] - 1.0,
+    compute_cycles=mp["compute_cycles"] - 1.0,
+    stall_ifmap=share * rd_a,
+    stall_filter=share * rd_b,
+    stall_ofmap=share * (rd_c + wr),
+    ifmap_sram=mp["ifmap_sram"],
+    filter_sram=mp["filter_sram"],
+    ofmap_sram=mp["ofmap_sram"],
+    dram_read=rd_a + rd_b + rd_c,
+    dram_write=wr,
+    macs=m * n * k,
+  )
+
+
+def cascade_layers(
+  cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int], mapping: str = "latency"
+) -> dict:
   """All cascade stages of a workload on one config: cycles, words, MACs (float32 scalars).
 
-  ``shape`` is the static ``(num_cascades, max_depth)`` of the workload.
+  ``shape`` is the static ``(num_cascades, max_depth)`` of the workload; ``mapping`` one of
+  :data:`MAPPINGS` (``"scalesim"``: weights stream once per batch, per-sample spills; otherwise
+  :func:`nf_jax.hw.mapper.map_cascade` picks the batch tile).
   """
   n_casc, max_depth = shape
   p, q = cfg.rows.astype(F32), cfg.cols.astype(F32)
@@ -217,14 +257,29 @@ def cascade_layers(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, in
   first = idx == 0
   io_words = batch * jnp.sum(jnp.where(first, n_in, 0.0))
   last_out = jax.ops.segment_max(idx, casc, num_segments=n_casc)
-  out_words = batch * jnp.sum(jnp.where(idx == last_out[casc], n_out, 0.0))
-  spill = 2.0 * n_out * wbytes > cfg.ifmap_sram_kb * 1024.0 / jnp.maximum(q, 1.0)
-  spill_words = batch * jnp.sum(jnp.where(spill & (idx != last_out[casc]), 2.0 * n_out, 0.0))
-  stream = jnp.where(fits, 0.0, weights)
-  dram_read = io_words + stream + 0.5 * spill_words
-  dram_write = out_words + 0.5 * spill_words
-  mem = (dram_read + dram_write) / bw
-  cycles = jnp.maximum(compute, mem)
+  is_last = idx == last_out[casc]
+  out_words = batch * jnp.sum(jnp.where(is_last, n_out, 0.0))
+  if mapping == "scalesim":
+    spill = 2.0 * n_out * wbytes > cfg.ifmap_sram_kb * 1024.0 / jnp.maximum(q, 1.0)
+    spill_words = batch * jnp.sum(jnp.where(spill & ~is_last, 2.0 * n_out, 0.0))
+    stream = jnp.where(fits, 0.0, weights)
+    dram_read = io_words + stream + 0.5 * spill_words
+    dram_write = out_words + 0.5 * spill_words
+    mem = (dram_read + dram_write) / bw
+    cycles = jnp.maximum(compute, mem)
+  else:
+    mapped = map_cascade(
+      cfg,
+      batch,
+      compute,
+      weights,
+      io_words,
+      out_words,
+      jnp.where(is_last, 0.0, 2.0 * batch * n_out),
+      2.0 * n_out,
+      objective=mapping,
+    )
+    cycles, dram_read, dram_write = mapped["cycles"], mapped["dram_read"], mapped["dram_write"]
   return dict(
     cycles=cycles,
     compute_cycles=compute,
@@ -240,8 +295,16 @@ def cascade_layers(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, in
   )
 
 
-def _one_config(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int]) -> dict:
-  """Everything for one config at one batch size (float32 scalars)."""
+def _one_config(
+  cfg: HwConfig,
+  wl: Workload,
+  batch: Any,
+  shape: tuple[int, int],
+  mapping: str,
+  b1: bool = False,
+  calibration: str = "horowitz",
+) -> dict:
+  """Everything for one config at one batch size (float32 scalars); ``b1``: the batch is 1."""
   zero = jnp.zeros((), F32)
   res = {
     k: zero
@@ -264,18 +327,23 @@ def _one_config(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int])
   }
   if np.shape(wl.gemm_nk)[0]:
     nk = jnp.asarray(wl.gemm_nk, F32)
-    g = jax.vmap(lambda nn, kk: gemm_layer(cfg, batch, nn, kk))(nk[:, 0], nk[:, 1])
+    if mapping == "scalesim":
+      g = jax.vmap(lambda nn, kk: gemm_layer(cfg, batch, nn, kk))(nk[:, 0], nk[:, 1])
+    else:
+      g = jax.vmap(lambda nn, kk: mapped_gemm_layer(cfg, batch, nn, kk, mapping, b1))(
+        nk[:, 0], nk[:, 1]
+      )
     for key, v in g.items():
       # SCALE-Sim's last-index convention is per layer; a workload's cycles are cycles + 1 each.
       res[key] = res[key] + jnp.sum(v + (1.0 if key in ("cycles", "compute_cycles") else 0.0))
   if np.shape(wl.stage_n_out)[0]:
-    cs = cascade_layers(cfg, wl, batch, shape)
+    cs = cascade_layers(cfg, wl, batch, shape, mapping)
     for key, v in cs.items():
       res[key] = res[key] + v
   pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
   prec, node = cfg.precision, cfg.tech_nm
   e_pj = (
-    res["macs"] * E.mac_pj(prec, node)
+    res["macs"] * E.mac_pj(prec, node) * E.CALIBRATIONS[calibration]["mac_energy"]
     + res["adds"] * E.add_pj(prec, node)
     + res["ifmap_sram"] * E.sram_word_pj(cfg.ifmap_sram_kb, prec, node)
     + res["filter_sram"] * E.sram_word_pj(cfg.filter_sram_kb, prec, node)
@@ -288,10 +356,11 @@ def _one_config(cfg: HwConfig, wl: Workload, batch: Any, shape: tuple[int, int])
   return res
 
 
-def _area_mm2(cfg: HwConfig) -> dict:
+def _area_mm2(cfg: HwConfig, calibration: str = "horowitz") -> dict:
+  k = E.CALIBRATIONS[calibration]
   pes = cfg.rows.astype(F32) * cfg.cols.astype(F32)
-  pe = pes * E.pe_um2(cfg.precision, cfg.tech_nm) * 1e-6
-  sram = sum(
+  pe = pes * E.pe_um2(cfg.precision, cfg.tech_nm) * 1e-6 * k["pe_area"]
+  sram = k["sram_area"] * sum(
     E.sram_mm2(s, cfg.tech_nm) for s in (cfg.ifmap_sram_kb, cfg.filter_sram_kb, cfg.ofmap_sram_kb)
   )
   net = E.interconnect_um2(cfg.rows, cfg.cols, cfg.radix, cfg.precision, cfg.tech_nm) * 1e-6
@@ -300,11 +369,23 @@ def _area_mm2(cfg: HwConfig) -> dict:
   )
 
 
-def _evaluate(cfg: HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
+def evaluate_config(
+  cfg: HwConfig,
+  wl: Workload,
+  shape: tuple[int, int],
+  mapping: str = "latency",
+  calibration: str = "horowitz",
+) -> dict:
+  """Every output of :func:`simulate` for ONE config and ONE workload (scalars; vmap it).
+
+  ``shape`` is the workload's static ``(num_cascades, max_depth)``; ``mapping`` one of
+  :data:`MAPPINGS`; ``calibration`` a key of :data:`nf_jax.hw.energy.CALIBRATIONS`. Used by
+  :func:`simulate` and :func:`evaluate_pairs`.
+  """
   batch = jnp.asarray(wl.batch, F32)
-  full = _one_config(cfg, wl, batch, shape)
-  one = _one_config(cfg, wl, jnp.ones((), F32), shape)
-  area = _area_mm2(cfg)
+  full = _one_config(cfg, wl, batch, shape, mapping, calibration=calibration)
+  one = _one_config(cfg, wl, jnp.ones((), F32), shape, mapping, b1=True, calibration=calibration)
+  area = _area_mm2(cfg, calibration)
   hz = cfg.clock_ghz * 1e9
   latency = full["cycles"] / hz
   leak_w = E.LEAKAGE_W_PER_MM2 * area["area_mm2"] * E.energy_scale(cfg.tech_nm)
@@ -334,22 +415,81 @@ def _evaluate(cfg: HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
   return out
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _simulate_batched(cfg: HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
-  return jax.vmap(_evaluate, in_axes=(0, None, None))(cfg, wl, shape)
+_evaluate = evaluate_config  # the name nf_jax.pareto_problem used before evaluate_pairs existed
+
+
+# Configs per vectorised chunk: the mapper's [orders x tiles^3] cost grids stay in cache-sized
+# chunks (one vmap over 100k configs would materialise tens of GB).
+CHUNK = 1024
+
+
+def _chunked(fn: Any, xs: Any, n: int) -> dict:
+  """``vmap(fn)(xs)`` in chunks of :data:`CHUNK` (``lax.map``); ``n`` is the leading size."""
+  if n <= CHUNK:
+    return jax.vmap(fn)(xs)
+  return jax.lax.map(fn, xs, batch_size=CHUNK)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _simulate_batched(
+  cfg: HwConfig, wl: Workload, shape: tuple[int, int], mapping: str, calibration: str
+) -> dict:
+  n = int(np.shape(cfg.rows)[0])
+  return _chunked(lambda c: evaluate_config(c, wl, shape, mapping, calibration), cfg, n)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def evaluate_pairs(
+  cfg: HwConfig,
+  wl: Workload,
+  shape: tuple[int, int],
+  mapping: str = "latency",
+  calibration: str = "horowitz",
+) -> dict:
+  """Config ``i`` on workload ``i`` for every ``i``: ``jit(vmap)`` of :func:`evaluate_config`.
+
+  Args:
+    cfg: batched config, fields ``[P]`` (validated by the caller, e.g. with ``make_config``).
+    wl: a :class:`Workload` whose every field has a leading ``[P]`` axis (workloads padded to one
+      stage count, see ``nf_jax.pareto_problem.padded_workload``).
+    shape: static ``(num_cascades, max_depth)`` covering every workload.
+    mapping: one of :data:`MAPPINGS`.
+    calibration: a key of :data:`nf_jax.hw.energy.CALIBRATIONS`.
+
+  Returns:
+    dict of float32 arrays ``[P]`` with the keys of :func:`simulate`.
+  """
+  n = int(np.shape(cfg.rows)[0])
+  return _chunked(
+    lambda cw: evaluate_config(cw[0], cw[1], shape, mapping, calibration), (cfg, wl), n
+  )
 
 
 def _bucket(n: int) -> int:
-  """Padded batch size: powers of two from 8, so populations of similar size share one compile."""
-  return max(8, 1 << (n - 1).bit_length())
+  """Padded batch size, so populations of similar size share one compile: powers of two from 8
+  up to :data:`CHUNK`, then multiples of an eighth of the power of two below (<= 12.5 % padding,
+  at most 8 sizes per octave)."""
+  if n <= CHUNK:
+    return max(8, 1 << (n - 1).bit_length())
+  step = max(CHUNK, 1 << ((n - 1).bit_length() - 4))
+  return -(-n // step) * step
 
 
-def simulate(configs: HwConfig, workload: Workload) -> dict[str, np.ndarray]:
+def simulate(
+  configs: HwConfig, workload: Workload, mapping: str = "latency", calibration: str = "horowitz"
+) -> dict[str, np.ndarray]:
   """Simulates a workload on every config of a batch in one ``jit(vmap)`` call.
 
   Args:
     configs: a batched :class:`HwConfig` (fields ``[n]``; scalars are treated as ``n = 1``).
     workload: a :class:`Workload` (dense GEMMs and cascade stages, run in order).
+    mapping: ``"latency"`` (default: every GEMM and cascade runs the mapper's fastest loop order
+      and tiling, :mod:`nf_jax.hw.mapper`, energy breaking ties), ``"energy"`` (least energy,
+      latency breaking ties) or ``"scalesim"`` (SCALE-Sim's fold order, no tiling search: the
+      exact CALC-mode model and the USER-mode event scan documented above).
+    calibration: ``"horowitz"`` (default: the bare per-operation figures of
+      :mod:`nf_jax.hw.energy`) or ``"silicon"`` (PE area, SRAM area and MAC energy scaled by the
+      overhead factors fitted on published chips, :mod:`nf_jax.hw.calibration`).
 
   Returns:
     dict of float32 arrays ``[n]``: ``latency_s`` (batch B) and ``latency_b1_s``, ``throughput``
@@ -360,11 +500,16 @@ def simulate(configs: HwConfig, workload: Workload) -> dict[str, np.ndarray]:
     ``cycles`` exactly, ``dram_words`` and ``macs``. ``cycles`` counts elapsed clocks: SCALE-Sim's
     ``total_cycles`` (a last-cycle index) + 1 per layer.
   """
+  if mapping not in MAPPINGS:
+    raise ValueError(f"mapping={mapping!r} is unknown; use one of {MAPPINGS}")
+  if calibration not in E.CALIBRATIONS:
+    raise ValueError(f"calibration={calibration!r} is unknown; use one of {tuple(E.CALIBRATIONS)}")
+  validate(configs)
   fields = [np.atleast_1d(np.asarray(f)) for f in configs]
   n = fields[0].shape[0]
   pad = _bucket(n) - n  # repeat the last config; its results are dropped
   cfg = HwConfig(*(jnp.asarray(np.concatenate([f, np.repeat(f[-1:], pad)])) for f in fields))
   wl = Workload(*(jnp.asarray(f) for f in workload))
   shape = (workload.num_cascades, workload.max_depth)
-  out = _simulate_batched(cfg, wl, shape)
+  out = _simulate_batched(cfg, wl, shape, mapping, calibration)
   return {k: np.asarray(v)[:n] for k, v in out.items()}

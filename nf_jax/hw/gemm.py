@@ -52,6 +52,11 @@ def dataflow_code(dataflow: Any) -> Any:
   arr = np.asarray(dataflow)
   if arr.dtype.kind in "OUS":
     return np.vectorize(dataflow_code, otypes=[np.int32])(arr)
+  if arr.dtype.kind not in "iu":
+    raise ValueError(
+      f"dataflow={dataflow!r} must be a name in {DATAFLOWS} or an integer code 0..2 "
+      "(a float code would be truncated)"
+    )
   if np.any((arr < 0) | (arr >= len(DATAFLOWS))):
     raise ValueError(f"dataflow={dataflow!r} is unknown; use one of {DATAFLOWS} or 0..2")
   return arr
@@ -141,6 +146,17 @@ def simulate_gemm(m: Any, n: Any, k: Any, rows: Any, cols: Any, dataflow: Any = 
   _check_positive(m=m, n=n, k=k, rows=rows, cols=cols)
   df = dataflow_code(dataflow)
   args = [np.asarray(v, np.int64) for v in (m, n, k, rows, cols, df)]
+  # The same counts in float64 first: refuse sizes whose int64 counts would wrap around.
+  approx = gemm_closed_form(np, *(a.astype(np.float64) for a in args))
+  big = max(
+    float(np.max(approx[key]))
+    for key in ("total_cycles", "ifmap_sram_reads", "filter_sram_reads", "ofmap_sram_writes")
+  )
+  if not big < 2.0**62:
+    raise ValueError(
+      f"simulate_gemm(m={m!r}, n={n!r}, k={k!r}, rows={rows!r}, cols={cols!r}) has counts near "
+      f"{big:.3g}, beyond int64; use smaller GEMM sizes or a larger array"
+    )
   return gemm_closed_form(np, *args)
 
 

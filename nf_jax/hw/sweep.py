@@ -47,9 +47,11 @@ def build_workload(
   raise ValueError(f"workload={kind!r} is unknown; use 'gemm' or 'mlp'")
 
 
-def run_sweep(cfg: HwConfig, wl: Workload) -> list[dict[str, Any]]:
+def run_sweep(
+  cfg: HwConfig, wl: Workload, mapping: str = "latency", calibration: str = "horowitz"
+) -> list[dict[str, Any]]:
   """Simulates every config (one batched call); one row per config, names instead of codes."""
-  out = simulate(cfg, wl)
+  out = simulate(cfg, wl, mapping=mapping, calibration=calibration)
   rows = []
   for i in range(num_configs(cfg)):
     row: dict[str, Any] = {k: np.asarray(v)[i].item() for k, v in cfg._asdict().items()}

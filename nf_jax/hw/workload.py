@@ -82,6 +82,8 @@ def make_workload(layers: Sequence[Any], batch: int = 1) -> Workload:
   """
   if int(batch) != batch or batch <= 0:
     raise ValueError(f"batch={batch!r} must be a positive integer")
+  if batch >= 2**31:
+    raise ValueError(f"batch={batch!r} does not fit int32; use a batch below 2**31")
   if not layers:
     raise ValueError("layers=[] is empty; pass Topology objects and/or ('dense', n_in, n_out)")
   gemms: list[tuple[int, int]] = []
@@ -101,6 +103,8 @@ def make_workload(layers: Sequence[Any], batch: int = 1) -> Workload:
       for name, v in (("n_in", n_in), ("n_out", n_out)):
         if int(v) != v or v <= 0:
           raise ValueError(f"layers[{i}] dense {name}={v!r} must be a positive integer")
+        if v >= 2**31:
+          raise ValueError(f"layers[{i}] dense {name}={v!r} does not fit int32; use < 2**31")
       gemms.append((int(n_out), int(n_in)))
     else:
       raise ValueError(f"layers[{i}]={layer!r} is not a Topology or a ('dense', n_in, n_out) tuple")
