@@ -57,7 +57,7 @@ from pymoo.core.problem import Problem
 from tqdm.auto import tqdm
 
 from nf_jax import calibration as C
-from nf_jax import io_utils
+from nf_jax import hw, io_utils
 from nf_jax import pareto_problem as PP
 from nf_jax import proxy as P
 
@@ -834,14 +834,12 @@ def _smallest_area() -> float:
   The hardware genes that change area (rows, cols, precision, SRAM, interconnect radix) are
   enumerated exhaustively (a few thousand configs, one vectorised call).
   """
-  from nf_jax.hw import fabric
-
   names = ("rows", "cols", "precision", "sram_kb", "hw_radix")
   axes = [range(len(dict(PP.GENES)[n])) for n in names]
   combos = np.asarray(list(itertools.product(*axes)), np.int64)
   xs = np.zeros((len(combos), PP.N_GENES), np.int64)
   xs[:, [PP.GENE_NAMES.index(n) for n in names]] = combos
-  return float(np.min(np.asarray(fabric._area_mm2(PP.decode_hw(xs))["area_mm2"])))
+  return float(np.min(hw.area_mm2(PP.decode_hw(xs))))
 
 
 def _clear_outputs(workdir: str) -> None:

@@ -24,6 +24,7 @@ from nf_jax.hw.config import take as take
 from nf_jax.hw.config import validate as validate
 from nf_jax.hw.cycles import simulate_gemm_memory_cycles as simulate_gemm_memory_cycles
 from nf_jax.hw.fabric import MAPPINGS as MAPPINGS
+from nf_jax.hw.fabric import area_mm2 as area_mm2
 from nf_jax.hw.fabric import evaluate_pairs as evaluate_pairs
 from nf_jax.hw.fabric import gemm_layer as gemm_layer
 from nf_jax.hw.fabric import simulate as simulate

@@ -369,6 +369,16 @@ def _area_mm2(cfg: HwConfig, calibration: str = "horowitz") -> dict:
   )
 
 
+def area_mm2(cfg: HwConfig, calibration: str = "horowitz") -> np.ndarray:
+  """Die area (mm^2) of every config of a batch, ``float[P]``: PEs, SRAMs and interconnect.
+
+  Area does not depend on the workload, so a search can bound it without simulating.
+  """
+  if calibration not in E.CALIBRATIONS:
+    raise ValueError(f"calibration={calibration!r} is unknown; use one of {tuple(E.CALIBRATIONS)}")
+  return np.asarray(_area_mm2(cfg, calibration)["area_mm2"])
+
+
 def evaluate_config(
   cfg: HwConfig,
   wl: Workload,
