@@ -156,3 +156,28 @@ def test_launcher_main_runlocal(tmp_path):
   assert proc.returncode == 0, proc.stderr[-4000:]
   rows = read_csv(os.path.join(workdir, "results.csv"))
   assert [r["name"] for r in rows] == ["dense"] and rows[0]["weight_init"] == "he"
+
+
+def test_rerun_with_another_recipe_is_refused_naming_the_fields(tmp_path):
+  """A workdir's rows belong to one recipe: a rerun that changes the learning rate or the data
+  size would otherwise label old numbers with new settings."""
+  config = load_config("init_ablation")
+  workdir = str(tmp_path)
+  sweep.check_recipe(config, workdir, [])  # first run: records recipe.json
+  sweep.check_recipe(config, workdir, [{"recipe": sweep.recipe_hash(config)}])  # same: fine
+  changed = load_config("init_ablation")
+  changed.train.learning_rate = 0.1
+  changed.max_train_examples = 100
+  with pytest.raises(ValueError, match="max_train_examples: 512 -> 100.*train.learning_rate"):
+    sweep.check_recipe(changed, workdir, [])
+  assert sweep.recipe_hash(changed) != sweep.recipe_hash(config)
+  # The hash covers every result-changing setting, and nothing that leaves numbers unchanged.
+  quiet = load_config("init_ablation")
+  quiet.train.log_every = 7
+  quiet.train.impl = "xla_gather"
+  assert sweep.recipe_hash(quiet) == sweep.recipe_hash(config)
+  # Rows without their recipe record are never adopted.
+  other = str(tmp_path / "other")
+  os.makedirs(other)
+  with pytest.raises(ValueError, match="recipe.json is missing"):
+    sweep.check_recipe(config, other, [{"recipe": "abc"}])
