@@ -26,8 +26,14 @@ from nf_jax import pareto_problem as PP
 from nf_jax import pareto_search as PS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The proxy mode: these tests exercise the calibration CSV's part of the checkpoint.
 TINY = dict(
-  population=12, generations=4, n_partitions=1, inner_partitions=1, features=("log_params",)
+  population=12,
+  generations=4,
+  n_partitions=1,
+  inner_partitions=1,
+  features=("log_params",),
+  accuracy="proxy",
 )
 
 
