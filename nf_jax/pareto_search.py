@@ -371,6 +371,11 @@ def train_accuracy_fn(config: SearchConfig, dataset: Any = None) -> PP.AccuracyF
     if state["ds"] is None:
       state["ds"] = D.split_validation(D.load("fashion_mnist"), 10000)
     ds = state["ds"]
+    if ds.x_val is None:
+      raise ValueError(
+        "the dataset has no validation split, which --accuracy=train selects on; pass "
+        "nf_jax.data.split_validation(dataset, size)"
+      )
     model_specs = [TR.ModelSpec.create(name, n, **params) for name, n, params in specs]
     tc = TR.TrainConfig(num_epochs=1, steps_per_epoch=config.train_steps, log_every=10)
     acc = {}

@@ -249,13 +249,16 @@ def test_benchmark_smoke():
 def test_train_accuracy_path_matches_trainer_and_caches():
   """--accuracy=train: a runlocal-size training per distinct topology, cached by genome."""
   from nf_jax import train as TR
-  from nf_jax.data import Dataset
+  from nf_jax.data import Dataset, split_validation
 
   rng = np.random.default_rng(0)
   proj = rng.normal(size=(784, 10))
   x = rng.normal(size=(640, 784)).astype(np.float32)
   y = np.argmax(x @ proj, axis=1).astype(np.int32)
   ds = Dataset(x[:512], y[:512], x[512:], y[512:], 10, (28, 28, 1), "synthetic")
+  with pytest.raises(ValueError, match="no validation split"):
+    PA.train_accuracy_fn(PA.SearchConfig(accuracy="train"), ds)([("dense", 256, {})])
+  ds = split_validation(ds, 128)  # selection reads validation accuracy
   cfg = PA.SearchConfig(accuracy="train", train_steps=3, **{**TINY, "features": C.DEFAULT_FEATURES})
   calls = []
   fn = PA.train_accuracy_fn(cfg, ds)
@@ -279,7 +282,7 @@ def test_train_accuracy_path_matches_trainer_and_caches():
     TR.TrainConfig(num_epochs=1, steps_per_epoch=3, log_every=10),
     progress=False,
   )
-  np.testing.assert_allclose(got["accuracy"], [ref.test_accuracy] * 2)
+  np.testing.assert_allclose(got["accuracy"], [ref.val_accuracy] * 2)
   assert got["area"][0] < got["area"][1]  # 8 rows of PEs vs 32
   ev.evaluate(xs[::-1])
   assert len(calls) == 1  # cached: no second training
