@@ -9,7 +9,10 @@ Command (embedded default, offline, 2 CPU cores)::
 
 Flags: ``--seed --population --generations --workdir --algorithm --n_partitions
 --inner_partitions --accuracy --calibration --features --fit_steps --train_steps --max_area
---max_power --min_accuracy --batch --resume --overwrite --distributed --compilation_cache``.
+--max_power --min_accuracy --batch --resume --overwrite --compilation_cache``, and the multi-host
+flags of every CLI (:mod:`nf_jax.distributed`: ``--coordinator_address --num_processes
+--process_id`` or ``--distributed``; every process must see the same ``--workdir`` on a shared
+filesystem, and only process 0 writes it).
 Bad settings, a workdir holding another run, a corrupt checkpoint and an infeasible constraint
 exit non-zero with a message that names the fix. Compiled XLA programs are kept in JAX's
 persistent cache (:mod:`nf_jax.compile_cache`) unless ``--nocompilation_cache``.
@@ -22,10 +25,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-import jax
 from absl import app, flags
 
 from nf_jax import calibration as C
+from nf_jax import distributed
 from nf_jax.compile_cache import enable_compilation_cache
 from nf_jax.pareto_search import ACCURACY_MODES as ACCURACY_MODES
 from nf_jax.pareto_search import ALGORITHMS as ALGORITHMS
@@ -93,7 +96,6 @@ flags.DEFINE_bool(
   True,
   "Keep compiled XLA programs in $NF_JAX_CACHE/jax_cache (default ~/.cache/nf_jax/jax_cache).",
 )
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
 flags.DEFINE_float("generation_delay_s", 0.0, "Sleep per generation (interruption demos).")
 
 
@@ -121,8 +123,10 @@ def config_from_flags() -> SearchConfig:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  if FLAGS.distributed:
-    jax.distributed.initialize()
+  try:
+    distributed.initialize_from_flags()  # before any JAX work (and the watchdog)
+  except ValueError as err:  # a partial or out-of-range set of multi-host flags
+    sys.exit(f"error: {err}")
   if FLAGS.compilation_cache:
     try:
       enable_compilation_cache()

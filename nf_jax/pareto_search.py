@@ -27,11 +27,13 @@ designs), ``evaluations.csv`` (every evaluation, with its generation), ``hypervo
 ``--resume``; see :func:`_load`). A workdir holding another run is refused unless ``--resume``
 or ``--overwrite`` is given.
 
-Multi-host: call ``jax.distributed.initialize()`` before :func:`run` on every host (or pass
-``--distributed``); ``jax.devices()`` then spans all hosts and the population axis is sharded
-over all of them (results are gathered back with ``multihost_utils.process_allgather``). Every
-host runs the same deterministic ask/tell loop (same seed), so they agree on each population;
-only process 0 writes files. Only the single-host, forced-multi-device case is tested here.
+Multi-host: call ``jax.distributed.initialize()`` before :func:`run` on every host (the CLI's
+flags of :mod:`nf_jax.distributed`); ``jax.devices()`` then spans all hosts and the population
+axis is sharded over all of them (results are gathered back with
+``multihost_utils.process_allgather``). Every host runs the same deterministic ask/tell loop
+(same seed), so they agree on each population; only process 0 writes files, so every host must
+see the same workdir (a shared filesystem). Tested with 2 local processes
+(``tests/test_multihost.py``).
 """
 
 from __future__ import annotations
@@ -821,6 +823,8 @@ def _check_start(config: SearchConfig, workdir: str | None, resume: bool, overwr
         f"--workdir={workdir} holds another run ({', '.join(held)}); continue it with --resume, "
         "pass a new --workdir, or replace it with --overwrite"
       )
+  if jax.process_index() != 0:  # only process 0 writes (multi-host: one shared workdir)
+    return
   try:
     os.makedirs(workdir, exist_ok=True)
     fd, probe = tempfile.mkstemp(dir=workdir, prefix=".write-test-")

@@ -232,6 +232,7 @@ def read_results(path: str) -> list[dict[str, str]]:
   """Rows of an existing ``results.csv`` (empty list if absent); checks the header."""
   if not os.path.exists(path):
     return []
+  _check_complete(path)
   with open(path, newline="") as f:
     reader = csv.DictReader(f)
     columns = tuple(reader.fieldnames or ())
@@ -241,10 +242,25 @@ def read_results(path: str) -> list[dict[str, str]]:
         "or use another --workdir"
       )
     rows = list(reader)
+  for line, row in enumerate(rows, start=2):
+    if None in row or None in row.values():  # more or fewer fields than the header
+      raise ValueError(f"{path} line {line} does not have the {len(columns)} columns: {_DAMAGED}")
   for row in rows:  # legacy rows: no validation split, no recipe record
     row.setdefault("val_accuracy", "")
     row.setdefault("recipe", "")
   return rows
+
+
+_DAMAGED = "the file is damaged (it is only ever written whole); restore it or use a new --workdir"
+
+
+def _check_complete(path: str) -> None:
+  """Refuses a file cut short: written atomically, it always ends with a newline."""
+  with open(path, "rb") as f:
+    size = f.seek(0, os.SEEK_END)
+    last = f.read(1) if size and f.seek(-1, os.SEEK_END) >= 0 else b"\n"
+  if last != b"\n":
+    raise ValueError(f"{path} is truncated (no final newline): {_DAMAGED}")
 
 
 def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -321,8 +337,17 @@ def read_curves(path: str) -> list[dict[str, Any]]:
   """The records of ``curves.jsonl`` (empty list if absent)."""
   if not os.path.exists(path):
     return []
+  _check_complete(path)
+  records = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for number, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path} line {number} is not JSON ({e}): {_DAMAGED}") from e
+  return records
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -336,8 +361,9 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
   configuration), ``results.json`` (config, summary, goal checks, timing) and the plots
   ``accuracy_vs_params.png`` and ``accuracy_vs_depth.png`` to ``workdir``.
   """
-  os.makedirs(workdir, exist_ok=True)
-  is_writer = jax.process_index() == 0
+  is_writer = jax.process_index() == 0  # multi-host: the others read the shared workdir
+  if is_writer:
+    os.makedirs(workdir, exist_ok=True)
   tconfig = train_config(config)
   results_path = os.path.join(workdir, "results.csv")
   rows = read_results(results_path)

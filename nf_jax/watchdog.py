@@ -10,6 +10,12 @@ and skips finished models, so re-executing the same command loses at most one ep
 Usage: the launcher calls :func:`start`; long loops call :func:`beat` with the time by which
 they promise to beat again (short while stepping, long before a compile). Without :func:`start`,
 :func:`beat` does nothing.
+
+Multi-host (``jax.process_count() > 1``): re-executing one member of a process group would leave
+it waiting to join a group that no longer exists, and the others blocked in a collective. There a
+missed deadline dumps the stacks and exits with status 3 instead; JAX's coordination service
+then ends the other processes (after its heartbeat timeout, 100 s by default), and rerunning the
+group's command on every host resumes from the checkpoints (:mod:`nf_jax.distributed`).
 """
 
 from __future__ import annotations
@@ -38,9 +44,28 @@ def beat(within_s: float, what: str = "") -> None:
     _what = what
 
 
-def _restart(max_restarts: int) -> None:
+def _process_group() -> tuple[int, int]:
+  """(this process's index, processes in its group); (0, 1) unless jax.distributed is up."""
+  jax = sys.modules.get("jax")  # not imported: no group (and no reason to import it here)
+  if jax is None or not jax.distributed.is_initialized():
+    return 0, 1
+  return jax.process_index(), jax.process_count()
+
+
+def _restart(max_restarts: int, group: tuple[int, int]) -> None:
   restarts = int(os.environ.get(RESTARTS_ENV, "0"))
   faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+  if group[1] > 1:
+    logging.error(
+      "watchdog: no progress on %r by its deadline in process %d of a group of %d; exiting "
+      "(status 3) instead of re-executing this process alone, which would hang the group. "
+      "Rerun the command on every host to resume from the last checkpoint",
+      _what,
+      group[0],
+      group[1],
+    )
+    sys.stderr.flush()
+    os._exit(3)
   if restarts >= max_restarts:
     logging.error("watchdog: stalled again after %d restarts; giving up", restarts)
     sys.stderr.flush()
@@ -60,7 +85,11 @@ def _restart(max_restarts: int) -> None:
 
 
 def start(first_beat_within_s: float, max_restarts: int = 5, poll_s: float = 5.0) -> None:
-  """Starts the monitor thread; a missed deadline re-executes the process (``sys.orig_argv``).
+  """Starts the monitor thread; a missed deadline re-executes the process (``sys.orig_argv``),
+  or, in a multi-host group, exits it (status 3; see the module docstring).
+
+  Call it after :func:`jax.distributed.initialize` (:mod:`nf_jax.distributed`), so that the
+  group is known.
 
   Args:
     first_beat_within_s: time allowed until the first :func:`beat`.
@@ -72,6 +101,11 @@ def start(first_beat_within_s: float, max_restarts: int = 5, poll_s: float = 5.0
   if _started:
     return
   _started = True
+  group = _process_group()
+  if group[1] > 1:
+    logging.info(
+      "watchdog: process %d of %d; a stall exits the group (no re-execution)", group[0], group[1]
+    )
   beat(first_beat_within_s, "start-up")
 
   def monitor() -> None:
@@ -80,6 +114,6 @@ def start(first_beat_within_s: float, max_restarts: int = 5, poll_s: float = 5.0
       with _lock:
         late = _deadline is not None and time.monotonic() > _deadline
       if late:
-        _restart(max_restarts)
+        _restart(max_restarts, group)
 
   threading.Thread(target=monitor, name="nf_watchdog", daemon=True).start()

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
       "nf_jax",
       "nf_jax.io_utils",
       "nf_jax.watchdog",
+      "nf_jax.distributed",
       "nf_jax.tables",
       "nf_jax.compile_cache",
       "nf_jax.score_eval",

@@ -584,3 +584,200 @@ def test_kill9_at_random_points_then_resume_gives_identical_outputs(tmp_path):
   assert got["devices"] == 4
   # Finished generations came from the checkpoint: at most one evaluation per remaining one.
   assert got["batched_evaluations_this_process"] <= tiny["generations"] - max(resumed_at, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training sweeps (experiments/main.py, nf_jax.sweep)
+
+EXPERIMENTS = os.path.join(ROOT, "experiments")
+# 4 groups of one model each (dense and a butterfly, 2 seeds), 3 epochs of 3 steps, an Orbax
+# checkpoint per epoch: a kill can land before, inside or between groups.
+TINY_SWEEP = f"""
+import sys
+sys.path.insert(0, {EXPERIMENTS!r})
+from configs import default
+
+
+def get_config(arg=None):
+  config = default.base_config()
+  config.update(dict(max_train_examples=256, max_test_examples=128, pool=7, validation_size=64,
+                     n=32, seeds=(0, 1), max_models_per_group=1))
+  config.models = [dict(name="butterfly", radix=2, depth=5, skip=True)]
+  config.train.update(dict(num_epochs=3, steps_per_epoch=3, batch_size=32, eval_batch_size=128,
+                           log_every=1))
+  if arg:  # "lr=<dense learning rate>,policy=<on_nonfinite>"
+    fields = dict(kv.split("=") for kv in arg.split(","))
+    config.train.dense_learning_rate = float(fields["lr"])
+    config.train.on_nonfinite = fields["policy"]
+  return config
+"""
+TIMINGS = ("seconds", "epoch_seconds", "examples_per_second")  # wall clock: differ run to run
+
+
+def _tiny_sweep_config(tmp_path, arg=None):
+  path = tmp_path / "tiny_sweep.py"
+  path.write_text(TINY_SWEEP)
+  sys.path.insert(0, str(tmp_path))
+  try:
+    import tiny_sweep
+
+    return tiny_sweep.get_config(arg)
+  finally:
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("tiny_sweep", None)
+
+
+def _sweep_rows(workdir):
+  from nf_jax import sweep
+
+  strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
+  return (
+    strip(sweep.read_results(os.path.join(workdir, "results.csv"))),
+    strip(sweep.read_curves(os.path.join(workdir, "curves.jsonl"))),
+  )
+
+
+def test_kill9_of_a_training_sweep_then_resume_gives_identical_rows(tmp_path):
+  """SIGKILL ``experiments/main.py`` at random points (start-up, inside a group between its
+  epoch checkpoints, between groups), rerun the same command until it finishes: results.csv
+  (accuracies, losses) and curves.jsonl equal an uninterrupted run's."""
+  import signal
+  import time
+
+  seed = int(time.time())
+  rng = np.random.default_rng(seed)
+  seed_note = f"kill delays drawn with np.random.default_rng({seed})"
+  config_path = tmp_path / "tiny_sweep.py"
+  config_path.write_text(TINY_SWEEP)
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    # Later processes reuse the first one's compiled programs (a restart costs seconds).
+    "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+  }
+
+  logs = []
+
+  def start(workdir):
+    cmd = [sys.executable, os.path.join(EXPERIMENTS, "main.py"), f"--workdir={workdir}"]
+    logs.append(tmp_path / f"log-{len(logs)}.txt")  # a file: a full pipe would block the run
+    with logs[-1].open("w") as log:
+      return subprocess.Popen(
+        cmd + [f"--config={config_path}", "--noprogress"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+      )
+
+  def wait(proc, timeout):
+    try:
+      return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
+      pytest.fail(f"{seed_note}: no exit within {timeout} s: {logs[-1].read_text()[-3000:]}")
+
+  def progress(workdir):
+    """Rows written, plus a half for a group with a finished epoch checkpoint."""
+    try:
+      rows = (workdir / "results.csv").read_text().count("\n") - 1
+    except OSError:
+      rows = 0
+    partial = any(p.name.isdigit() for p in workdir.glob("groups/*/checkpoints/*"))
+    return max(rows, 0) + 0.5 * partial
+
+  reference = tmp_path / "reference"
+  assert wait(start(reference), 300) == 0, logs[-1].read_text()[-3000:]
+  workdir = tmp_path / "killed"
+  # Kill points: start-up, inside a group (as soon as its first epoch is checkpointed: 2 more
+  # epochs and saves follow), between groups.
+  points = [(0, rng.uniform(0.0, 3.0)), (0.5, 0.0), (2, rng.uniform(0.0, 1.0))]
+  kills = 0
+  for after, delay in points:
+    proc = start(workdir)
+    deadline = time.time() + 120
+    while progress(workdir) < after and proc.poll() is None and time.time() < deadline:
+      time.sleep(0.02)
+    time.sleep(delay)
+    if proc.poll() is None:
+      os.kill(proc.pid, signal.SIGKILL)
+      kills += 1
+    if wait(proc, 300) not in (0, -signal.SIGKILL):
+      pytest.fail(f"{seed_note}; run failed: {logs[-1].read_text()[-3000:]}")
+  assert wait(start(workdir), 300) == 0, f"{seed_note}: {logs[-1].read_text()[-3000:]}"
+  assert kills >= 2, seed_note
+  # The kill inside a group left a checkpoint that the next run resumed from.
+  assert any("resumed 1 models from step" in log.read_text() for log in logs), seed_note
+  got, want = _sweep_rows(workdir), _sweep_rows(reference)
+  key = lambda r: (r["name"], r["train_seed"])  # noqa: E731
+  assert sorted(got[0], key=key) == sorted(want[0], key=key), seed_note
+  assert len(got[0]) == 4 and len({r["test_accuracy"] for r in got[0]}) > 1
+  curve_key = lambda c: (c["key"], c["epoch"])  # noqa: E731
+  assert sorted(got[1], key=curve_key) == sorted(want[1], key=curve_key), seed_note
+
+
+@pytest.mark.parametrize("name", ["results.csv", "curves.jsonl"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage line", "short row"])
+def test_damaged_results_or_curves_name_the_file_before_training(
+  tmp_path, monkeypatch, name, damage
+):
+  from nf_jax import sweep
+  from nf_jax import train as tr
+
+  config = _tiny_sweep_config(tmp_path)
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  row = {c: "" for c in sweep.RESULT_COLUMNS}
+  row.update(
+    name="dense", n="32", epochs="2", test_accuracy="0.5", recipe=sweep.recipe_hash(config)
+  )
+  sweep.write_results(str(workdir / "results.csv"), [row])
+  sweep.write_curves(str(workdir / "curves.jsonl"), [{"epoch": 1, "key": ["dense"]}] * 2)
+  sweep.check_recipe(config, str(workdir), [])
+  path = workdir / name
+  text = path.read_text()
+  if damage == "truncated":
+    text = text[:-7]
+  elif damage == "garbage line":
+    text += "{not json,\n" if name.endswith("jsonl") else "dense,32\n"
+  else:
+    text = text.replace("}\n", "\n", 1) if name.endswith("jsonl") else text.replace(",0.5,", ",", 1)
+  path.write_text(text)
+
+  def no_training(*args, **kwargs):
+    raise AssertionError("training started before the damaged file was found")
+
+  monkeypatch.setattr(tr, "train_sweep", no_training)
+  with pytest.raises(ValueError, match=f"{path}.*(truncated|line \\d).*damaged"):
+    sweep.run(config, str(workdir), progress=False)
+
+
+@pytest.mark.parametrize("policy", ["mark", "stop"])
+def test_nan_mid_sweep_follows_on_nonfinite(tmp_path, monkeypatch, policy):
+  """The dense models' own learning rate (1e30) makes their loss non-finite after a step:
+  "mark" records them with NaN accuracy, counts them as diverged and trains the butterflies on;
+  "stop" raises before any row is written, naming the model and the fix."""
+  from nf_jax import sweep
+  from nf_jax import train as tr
+
+  monkeypatch.setattr(sweep, "plot", lambda *a, **k: None)
+  config = _tiny_sweep_config(tmp_path, f"lr=1e30,policy={policy}")
+  config.max_models_per_group = 12  # one program per shape: dense (2 seeds), butterfly (2)
+  workdir = tmp_path / "faulty"
+  if policy == "stop":
+    with pytest.raises(tr.NonFiniteLossError, match=r"model\(s\): dense.*Lower learning_rate"):
+      sweep.run(config, str(workdir), progress=False)
+    assert _sweep_rows(workdir) == ([], [])  # no NaN row is ever recorded
+    return
+  report = sweep.run(config, str(workdir), progress=False)
+  rows, curves = _sweep_rows(workdir)
+  dense = [r for r in rows if r["name"] == "dense"]
+  assert len(dense) == 2 and all(r["test_accuracy"] == "nan" for r in dense), dense
+  butterflies = [r for r in rows if r["name"] == "butterfly"]
+  assert len(butterflies) == 2
+  assert all(np.isfinite(float(r[k])) for r in butterflies for k in ("test_accuracy", "final_loss"))
+  diverged = {s["name"]: s["diverged"] for s in report["summary"]}
+  assert diverged == {"dense": 2, "butterfly": 0}
+  assert len(curves) == 4 * 3  # every model keeps its curve (3 epochs)
