@@ -35,18 +35,6 @@ from nf_jax.compile_cache import enable_compilation_cache
 SPEC_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "seed")
 
 
-def _radices(n: int) -> list[int]:
-  """Every radix k >= 2 with n a power of k."""
-  out = []
-  for k in range(2, n + 1):
-    p = k
-    while p < n:
-      p *= k
-    if p == n:
-      out.append(k)
-  return out
-
-
 def enumerate_candidates(
   n: int,
   depth_min: int,
@@ -126,16 +114,18 @@ def candidate_specs(
   if unknown:
     raise ValueError(f"families={unknown} are not topology families; choose from {T.FAMILIES}")
   depths = range(depth_min, depth_max + 1)
-  divisors = [d for d in range(2, n) if n % d == 0]
+  # The radices each family accepts at width n (block sizes below n: one block is dense).
+  radices = T.family("butterfly").valid_radices(n)
+  divisors = [d for d in T.family("block_diagonal").valid_radices(n) if d < n]
   specs: list[tuple[str, dict[str, Any]]] = []
   for skip in skips:
     for depth in depths:
       if "butterfly" in families:
-        specs += [("butterfly", dict(radix=k, depth=depth, skip=skip)) for k in _radices(n)]
+        specs += [("butterfly", dict(radix=k, depth=depth, skip=skip)) for k in radices]
       if "parallel_butterfly" in families:
         specs += [
           ("parallel_butterfly", dict(radix=k, width=w, depth=depth, skip=skip))
-          for k in _radices(n)
+          for k in radices
           for w in parallel_widths
         ]
       if "random" in families:

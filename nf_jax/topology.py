@@ -553,6 +553,9 @@ class Family:
     power_width: the width must be a power of the radix (the proxy rescales it to one).
     branches: ``t -> int``: independent parallel branches whose matrices sum to ``t``'s
       (``nf_jax.proxy.branches``); 1 unless the family is a sum of cascades.
+    fixed_depth: the depth is not a free parameter (clos has exactly 3 stages).
+    genome_width: ``(radix, parallel) -> width=`` for the co-design genome's parallel gene
+      (``nf_jax.pareto_problem.decode_topology``), or None when the family has no width.
   """
 
   name: str
@@ -568,6 +571,8 @@ class Family:
   rescale: Callable[[Topology, int], Topology]
   power_width: bool = False
   branches: Callable[[Topology], int] = lambda t: 1
+  fixed_depth: bool = False
+  genome_width: Callable[[int, int], int] | None = None
 
 
 _REGISTRY: dict[str, Family] = {}
@@ -650,6 +655,7 @@ register(
     power_width=True,
     # Hidden stages are block-diagonal over the branches: the matrix is a sum of width cascades.
     branches=lambda t: t.params()["width"] if t.depth >= 2 else 1,
+    genome_width=lambda radix, parallel: parallel,  # parallel branches
   )
 )
 register(
@@ -665,6 +671,9 @@ register(
     valid_radices=_divisors,
     default_depth=lambda n, n_in, radix: 3,
     rescale=_rescale_clos,
+    fixed_depth=True,
+    # m = c * parallel / 2 middle switches: parallel 2 is m = c, rearrangeably non-blocking.
+    genome_width=lambda radix, parallel: max(1, radix * parallel // 2),
   )
 )
 register(
