@@ -554,6 +554,8 @@ class Family:
     branches: ``t -> int``: independent parallel branches whose matrices sum to ``t``'s
       (``nf_jax.proxy.branches``); 1 unless the family is a sum of cascades.
     fixed_depth: the depth is not a free parameter (clos has exactly 3 stages).
+    block_structured: the tables have block structure the blocked kernels exploit (False:
+      models always run on the gather kernel, so ``nf_jax.train.group_specs`` may mix them).
     genome_width: ``(radix, parallel) -> width=`` for the co-design genome's parallel gene
       (``nf_jax.pareto_problem.decode_topology``), or None when the family has no width.
   """
@@ -573,6 +575,7 @@ class Family:
   branches: Callable[[Topology], int] = lambda t: 1
   fixed_depth: bool = False
   genome_width: Callable[[int, int], int] | None = None
+  block_structured: bool = True
 
 
 _REGISTRY: dict[str, Family] = {}
@@ -689,6 +692,7 @@ register(
     valid_radices=lambda n: range(1, n + 1),
     default_depth=_random_default_depth,
     rescale=_rescale_radix,
+    block_structured=False,
   )
 )
 register(
@@ -871,6 +875,12 @@ class TopologySpec:
   def of(cls, name: str, n: int, *, n_in: int | None = None, **params: Any) -> TopologySpec:
     """``TopologySpec.of("butterfly", 1024, radix=2)``: the spec of ``make(...)``'s arguments."""
     return cls(name, n, n_in, params)
+
+  @classmethod
+  def from_topology(cls, t: Topology) -> TopologySpec:
+    """The (normalised) spec that built ``t``: ``from_topology(t).make() == t``."""
+    params = {k: v for k, v in t.spec if k not in ("n", "n_in")}
+    return cls(t.name, t.n_out, t.n_in, params)
 
   @property
   def family(self) -> Family:

@@ -282,14 +282,15 @@ def group_compatible(
   """Splits ``specs`` into groups of equal :func:`shape_signature`, in first-seen order.
 
   With ``mix_tables=False``, models with different tables go to different groups, except
-  ``random`` ones (which always run on the gather kernel): a group whose tables differ must use
+  those of families without block structure (``Family.block_structured``, e.g. ``random``,
+  which always run on the gather kernel): a group whose tables differ must use
   the ``xla_gather`` kernel, several times slower on CPU than ``xla_blocked`` for the
   block-structured families, so mixing them costs more than the extra programs.
   """
   groups: dict[tuple, list[ModelSpec]] = {}
   for spec in specs:
     key = shape_signature(spec, d_in)
-    if not mix_tables and not spec.is_dense and spec.name != "random":
+    if not mix_tables and not spec.is_dense and T.family(spec.name).block_structured:
       key = key + tuple(t.fingerprint for t in spec.topologies(d_in))
     groups.setdefault(key, []).append(spec)
   return list(groups.values())
