@@ -383,8 +383,8 @@ def _divisors(n: int, minimum: int = 1) -> tuple[int, ...]:
   return tuple(d for d in sorted(set(small + [n // d for d in small])) if d >= minimum)
 
 
-def _random_default_depth(n: int, n_in: int, fan_in: int) -> int:
-  """Stages until a fan-in-``fan_in`` random cascade can reach every input: log_f(max(n, n_in))."""
+def log_depth(n: int, n_in: int, fan_in: int) -> int:
+  """Stages until a fan-in-``fan_in`` cascade can reach every input: ceil(log_f max(n, n_in))."""
   return max(1, math.ceil(math.log(max(n, n_in)) / math.log(fan_in))) if fan_in > 1 else 1
 
 
@@ -439,7 +439,7 @@ def _normalise_random(n: int, n_in: int, params: dict[str, Any]) -> dict[str, An
       f"fan_in={fan_in} exceeds the stage input width {min(n, n_in)} (n_in={n_in}, n={n}); "
       f"use fan_in <= {min(n, n_in)}"
     )
-  depth = params.get("depth", _random_default_depth(n, n_in, fan_in))
+  depth = params.get("depth", log_depth(n, n_in, fan_in))
   return {
     "fan_in": fan_in,
     "depth": _check_int("depth", depth, minimum=1),
@@ -485,8 +485,10 @@ def _small_n_in(t: Topology, n_small: int) -> int | None:
   return None if t.n_in == t.n_out else max(1, min(n_small, round(t.n_in * n_small / t.n_out)))
 
 
-def _rescale_radix(t: Topology, fit_n: int) -> Topology:
-  """butterfly, parallel_butterfly, block_diagonal (radix k), random (fan-in f) at ``fit_n``."""
+def rescale_radix(t: Topology, fit_n: int) -> Topology:
+  """``Family.rescale`` of the radix families (radix or fan-in k, ``radix_param``): k becomes
+  :func:`shrink_radix`, the width a power of it (``power_width``) or a multiple of it near
+  ``fit_n``, the depth scales by the ratio of full-mixing depths; other parameters are kept."""
   p = t.params()
   n = t.n_out
   fam = family(t.name)
@@ -637,7 +639,7 @@ register(
     radix_param="radix",
     valid_radices=_exact_radices,
     default_depth=lambda n, n_in, radix: _exact_log(n, radix) or 1,
-    rescale=_rescale_radix,
+    rescale=rescale_radix,
     power_width=True,
   )
 )
@@ -654,7 +656,7 @@ register(
     radix_param="radix",
     valid_radices=_exact_radices,
     default_depth=lambda n, n_in, radix: _exact_log(n, radix) or 1,
-    rescale=_rescale_radix,
+    rescale=rescale_radix,
     power_width=True,
     # Hidden stages are block-diagonal over the branches: the matrix is a sum of width cascades.
     branches=lambda t: t.params()["width"] if t.depth >= 2 else 1,
@@ -690,8 +692,8 @@ register(
     seeded=True,
     radix_param="fan_in",
     valid_radices=lambda n: range(1, n + 1),
-    default_depth=_random_default_depth,
-    rescale=_rescale_radix,
+    default_depth=log_depth,
+    rescale=rescale_radix,
     block_structured=False,
   )
 )
@@ -707,7 +709,7 @@ register(
     radix_param="radix",
     valid_radices=lambda n: _divisors(n, minimum=2),
     default_depth=lambda n, n_in, radix: max(1, math.ceil(math.log(n) / math.log(radix) - 1e-9)),
-    rescale=_rescale_radix,
+    rescale=rescale_radix,
   )
 )
 register(
@@ -727,6 +729,7 @@ register(
 )
 
 # The built-in families, in their historical order (public API; the pareto genome indexes it).
+# Plug-ins (nf_jax/families/) are registered after it: families() lists them too.
 FAMILIES = families()
 
 
@@ -1133,6 +1136,20 @@ def _column_totals(t: Topology) -> np.ndarray:
       nxt += counts[skip].sum(1)
     counts = nxt
   return counts
+
+
+def _load_plugins() -> None:
+  """Imports every module of :mod:`nf_jax.families`: each registers its Family."""
+  import importlib
+  import pkgutil
+
+  from nf_jax import families as plugins
+
+  for info in sorted(pkgutil.iter_modules(plugins.__path__), key=lambda i: i.name):
+    importlib.import_module(f"{plugins.__name__}.{info.name}")
+
+
+_load_plugins()
 
 
 if __name__ == "__main__":

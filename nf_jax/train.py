@@ -72,7 +72,7 @@ class ModelSpec:
   """One MLP classifier (hashable; equal specs build equal models).
 
   Attributes:
-    name: a topology family (``T.FAMILIES``) for cascade layers, or ``"dense"`` for nn.Dense.
+    name: a topology family (``T.families()``) for cascade layers, or ``"dense"`` for nn.Dense.
     n: hidden width.
     num_layers: number of hidden layers (each a cascade ``[.., n_in_l] -> [.., n]``).
     topology: sorted ``(key, value)`` pairs passed to ``T.make`` (``depth``, ``radix``,
@@ -89,8 +89,8 @@ class ModelSpec:
   train_seed: int = 0
 
   def __post_init__(self):
-    if self.name not in T.FAMILIES:
-      raise ValueError(f"name={self.name!r} is not one of {T.FAMILIES}")
+    if self.name not in T.families():
+      raise ValueError(f"name={self.name!r} is not one of {T.families()}")
     if self.weight_init not in INITS:
       raise ValueError(f"weight_init={self.weight_init!r} is not one of {INITS}")
     if self.num_layers < 1:
