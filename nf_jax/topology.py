@@ -162,6 +162,8 @@ def _check_int(name: str, value: Any, *, minimum: int, hint: str = "") -> int:
 
 
 def _exact_log(n: int, radix: int) -> int | None:
+  if radix < 2:
+    return None
   m, p = 0, 1
   while p < n:
     p *= radix
@@ -534,6 +536,15 @@ def _rescale_dense(t: Topology, fit_n: int) -> Topology:
 
 
 @dataclasses.dataclass(frozen=True)
+class SearchGrid:
+  """The candidate-search options a family's ``search_grid`` reads (``nf_jax.topo_search``)."""
+
+  parallel_widths: tuple[int, ...] = (2, 4, 8)
+  fan_ins: tuple[int, ...] = (2, 4, 8, 16, 32)
+  random_seeds: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class Family:
   """Everything the project knows about one wiring rule (one record per family).
 
@@ -558,6 +569,9 @@ class Family:
     fixed_depth: the depth is not a free parameter (clos has exactly 3 stages).
     block_structured: the tables have block structure the blocked kernels exploit (False:
       models always run on the gather kernel, so ``nf_jax.train.group_specs`` may mix them).
+    search_grid: ``(n, n_in, depth, skip, grid) -> [params]``: the candidates
+      ``nf_jax.topo_search`` tries at one depth (fixed-depth families: at their depth), or None
+      when the search does not enumerate the family. May include invalid combinations.
     genome_width: ``(radix, parallel) -> width=`` for the co-design genome's parallel gene
       (``nf_jax.pareto_problem.decode_topology``), or None when the family has no width.
   """
@@ -578,6 +592,7 @@ class Family:
   fixed_depth: bool = False
   genome_width: Callable[[int, int], int] | None = None
   block_structured: bool = True
+  search_grid: Callable[[int, int, int, bool, SearchGrid], list[dict[str, Any]]] | None = None
 
 
 _REGISTRY: dict[str, Family] = {}
@@ -622,6 +637,17 @@ def _with_spec(builder: Callable[..., Tables]) -> Callable[[int, int, dict[str, 
   return build
 
 
+def _clos_grid(n: int, n_in: int, depth: int, skip: bool, g: SearchGrid) -> list[dict[str, Any]]:
+  """Switch sizes within a factor 4 of sqrt(n) (the balanced Clos), m in {c/2, c, 2c}."""
+  root = math.sqrt(n)
+  return [
+    dict(radix=c, width=m, skip=skip)
+    for c in _divisors(n, minimum=2)
+    if c < n and root / 4 <= c <= root * 4
+    for m in sorted({max(1, c // 2), c, 2 * c})
+  ]
+
+
 def _clos_entries(n: int, n_in: int, s: dict[str, Any]) -> int:
   r, m = n // s["radix"], s["width"]  # ingress [r*m, c], middle [m*r, r], egress [n, m]
   return r * m * s["radix"] + m * r * r + n * m
@@ -641,6 +667,9 @@ register(
     default_depth=lambda n, n_in, radix: _exact_log(n, radix) or 1,
     rescale=rescale_radix,
     power_width=True,
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(radix=k, depth=depth, skip=skip) for k in _exact_radices(n)
+    ],
   )
 )
 register(
@@ -661,6 +690,11 @@ register(
     # Hidden stages are block-diagonal over the branches: the matrix is a sum of width cascades.
     branches=lambda t: t.params()["width"] if t.depth >= 2 else 1,
     genome_width=lambda radix, parallel: parallel,  # parallel branches
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(radix=k, width=w, depth=depth, skip=skip)
+      for k in _exact_radices(n)
+      for w in g.parallel_widths
+    ],
   )
 )
 register(
@@ -679,6 +713,7 @@ register(
     fixed_depth=True,
     # m = c * parallel / 2 middle switches: parallel 2 is m = c, rearrangeably non-blocking.
     genome_width=lambda radix, parallel: max(1, radix * parallel // 2),
+    search_grid=_clos_grid,
   )
 )
 register(
@@ -695,6 +730,12 @@ register(
     default_depth=log_depth,
     rescale=rescale_radix,
     block_structured=False,
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(fan_in=f, depth=depth, skip=skip, seed=s)
+      for f in g.fan_ins
+      if f <= min(n, n_in)
+      for s in range(g.random_seeds)
+    ],
   )
 )
 register(
@@ -710,6 +751,9 @@ register(
     valid_radices=lambda n: _divisors(n, minimum=2),
     default_depth=lambda n, n_in, radix: max(1, math.ceil(math.log(n) / math.log(radix) - 1e-9)),
     rescale=rescale_radix,
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(radix=b, depth=depth, skip=skip) for b in _divisors(n, minimum=2) if b < n
+    ],
   )
 )
 register(
@@ -725,6 +769,9 @@ register(
     valid_radices=lambda n: (),
     default_depth=lambda n, n_in, radix: 1,
     rescale=_rescale_dense,
+    search_grid=lambda n, n_in, depth, skip, g: (
+      [dict(depth=depth)] if depth <= 2 and not skip else []
+    ),
   )
 )
 

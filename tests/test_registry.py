@@ -167,11 +167,6 @@ REGISTRY_MODULES = ("nf_jax/topology.py", "nf_jax/families/")  # the registry an
 SCANNED = ("nf_jax", "kernels", "experiments", "benchmarks")
 # path -> (number of comparisons against a family-name literal, why they are still there).
 KNOWN = {
-  "nf_jax/topo_search.py": (
-    6,
-    "candidate_specs' per-family search grids (which radices, widths, fan-ins to try) are "
-    "topo_search's policy; move them into a Family hook keeping the candidate order",
-  ),
   "nf_jax/sweep.py": (5, "'dense' with no topology is also the nn.Dense baseline of the results"),
   "nf_jax/train.py": (1, "ModelSpec.is_dense: 'dense' with no topology is the nn.Dense baseline"),
   "nf_jax/hw/workload.py": (1, "a ('dense', n_in, n_out) workload layer is a GEMM, not a family"),
