@@ -55,7 +55,7 @@ def per_topology(results_dir: str) -> list[dict[str, Any]]:
   rows = sweep.read_results(os.path.join(results_dir, "results.csv"))
   by_identity: dict[tuple, list[dict[str, str]]] = {}
   for r in rows:
-    by_identity.setdefault(space_table._identity(r), []).append(r)
+    by_identity.setdefault(space_table.row_identity(r), []).append(r)
   out = []
   for spec in PP.topology_space():
     members = by_identity.get(space_table.spec_identity(spec), [])

@@ -57,8 +57,7 @@ REQUIRED = tuple(
     "recipe",
   )
 )
-TOPOLOGY_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip")
-SEEDED_FAMILIES = ("random", "parallel_butterfly")
+TOPOLOGY_COLUMNS = T.ROW_COLUMNS
 GAP_POINTS = 0.5  # issue 5: the top pick within 0.5 accuracy points of the best
 GOAL_RHO = 0.8  # issue 5: Spearman rho of the best score
 
@@ -77,33 +76,13 @@ def load_results(path: str) -> list[dict[str, str]]:
     return list(reader)
 
 
-def _parse_bool(value: str, column: str) -> bool:
-  low = value.strip().lower()
-  if low in ("true", "1", "yes"):
-    return True
-  if low in ("false", "0", "no", ""):
-    return False
-  raise ValueError(f"{column}={value!r} is not a boolean (True/False/1/0)")
-
-
 def build_topology(row: dict[str, str], strict: bool = True) -> T.Topology:
-  """The topology of a results row (empty cells: the family has no such parameter).
+  """The topology of a results row (``nf_jax.topology.TopologySpec.from_row``).
 
   A ``num_params`` cell that disagrees with the rebuilt tables raises (``strict``) or is
   logged as a warning and ignored (the tables are what the scores read).
   """
-  params: dict[str, Any] = {}
-  for column in ("depth", "radix", "width", "fan_in"):
-    if row[column].strip():
-      params[column] = int(float(row[column]))
-  name = row["name"].strip()
-  # Only these families draw random wiring; a seed cell on another family is ignored.
-  if row["topology_seed"].strip() and name in SEEDED_FAMILIES:
-    params["seed"] = int(float(row["topology_seed"]))
-  if row["skip"].strip():
-    params["skip"] = _parse_bool(row["skip"], "skip")
-  n_in = int(float(row["n_in"])) if row["n_in"].strip() else None
-  t = T.make(name, int(float(row["n"])), n_in=n_in, **params)
+  t = T.TopologySpec.from_row(row).make()
   expected = int(float(row["num_params"])) if row["num_params"].strip() else t.num_params
   if t.num_params != expected:
     message = (

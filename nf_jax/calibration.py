@@ -92,16 +92,11 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
       )
     if not math.isfinite(a) or sweep.is_init_ablation(r):
       continue
-    params: dict[str, Any] = {k: int(r[k]) for k in PARAM_KEYS if r.get(k, "") != ""}
-    params["skip"] = r["skip"].strip().lower() in ("true", "1")
-    if r.get("topology_seed", "") not in ("", "0") and r["name"] in (
-      "random",
-      "parallel_butterfly",
-    ):
-      params["seed"] = int(r["topology_seed"])
-    if r["name"] == "clos":
-      params.pop("depth", None)
-    specs.append((r["name"], int(r["n"]), params))
+    try:
+      spec = T.TopologySpec.from_row(r)
+    except ValueError as err:
+      raise ValueError(f"calibration={path!r} line {line}: {err}") from None
+    specs.append((spec.name, spec.n, spec.kwargs()))  # the hidden n x n cascade
     acc.append(a)
   if len(specs) < 3:
     raise ValueError(f"calibration={path!r} has {len(specs)} usable rows; need >= 3")

@@ -68,7 +68,9 @@ GENES: tuple[tuple[str, tuple[Any, ...]], ...] = (
 GENE_NAMES = tuple(g for g, _ in GENES)
 N_GENES = len(GENES)
 UPPER = np.asarray([len(c) - 1 for _, c in GENES], np.int64)  # inclusive bounds; lower is 0
-NARROWING = ("random", "dense")  # families whose first layer may map 784 -> n < 784
+# Families whose first layer may map 784 -> n < 784 (``Family.narrows``).
+NARROWING = tuple(f for f in T.FAMILIES if T.family(f).narrows)
+RADIX_CHOICES = dict(GENES)["radix"]
 
 
 def genome_hash(x: Sequence[int]) -> str:
@@ -77,39 +79,43 @@ def genome_hash(x: Sequence[int]) -> str:
 
 
 def _snap_radix(family: str, n: int, radix: int) -> int:
-  """The valid radix nearest ``radix`` (log scale) for ``family`` at width ``n``."""
-  if family == "butterfly" or family == "parallel_butterfly":
-    ok = [r for r in (2, 4, 8, 16, 32) if round(math.log(n, r)) == math.log(n, r) and r < n]
-  else:  # clos switch size / block size must divide n (n is a power of two here)
-    ok = [r for r in (2, 4, 8, 16, 32) if n % r == 0]
+  """The radix gene's choice nearest ``radix`` (log scale) that ``family`` accepts at width ``n``
+  (``Family.valid_radices``; below ``n``, so the cascade is not one dense stage)."""
+  valid = set(T.family(family).valid_radices(n))
+  ok = [r for r in RADIX_CHOICES if r in valid and r < n]
   return min(ok, key=lambda r: (abs(math.log2(r) - math.log2(radix)), r))
 
 
 def decode_topology(x: Sequence[int]) -> tuple[str, int, dict[str, Any]]:
-  """Topology genes -> ``(family, n, T.make params)`` of the hidden ``n x n`` cascade (repaired)."""
+  """Topology genes -> ``(family, n, T.make params)`` of the hidden ``n x n`` cascade (repaired).
+
+  Read from the family's registry record (:func:`nf_jax.topology.family`): families that do not
+  narrow get ``n >= 1024``; the radix gene is snapped into ``valid_radices`` and becomes the
+  family's ``radix_param``; ``depth_level`` scales the full depth unless the depth is fixed; the
+  parallel gene becomes ``width`` through ``Family.genome_width``. These rules fix the space of
+  :func:`topology_space`, whose hash keys the committed benchmark table: keep them as they are.
+  """
   g = {
     name: choices[int(np.clip(int(v), 0, len(choices) - 1))] for (name, choices), v in zip(GENES, x)
   }
   family, n = g["family"], int(g["hidden_width"])
-  if family not in NARROWING:
+  fam = T.family(family)
+  if not fam.narrows:
     n = max(n, 1024)
-  level, radix = g["depth_level"], int(g["radix"])
+  level = g["depth_level"]
   params: dict[str, Any] = {"skip": bool(g["skip"])}
-  if family == "dense":
-    params["depth"] = 1
-  elif family == "random":
-    fan_in = min(radix, n)
-    full = max(1, math.ceil(math.log(max(n, D_IN)) / math.log(fan_in)))
-    params.update(fan_in=fan_in, depth=max(1, round(level * full)))
-  elif family == "clos":
-    r = _snap_radix(family, n, radix)
-    params.update(radix=r, width=max(1, r * int(g["parallel_width"]) // 2))
-  else:
-    r = _snap_radix(family, n, radix)
-    full = max(1, round(math.log(n, r)))
-    params.update(radix=r, depth=max(1, round(level * full)))
-    if family == "parallel_butterfly":
-      params["width"] = int(g["parallel_width"])
+  if fam.radix_param is None:  # no radix: the family's default depth
+    params["depth"] = fam.default_depth(n, n, 0)
+    return family, n, params
+  r = _snap_radix(family, n, int(g["radix"]))
+  params[fam.radix_param] = r
+  if not fam.fixed_depth:
+    # The full depth: the family's default where the first layer narrows from D_IN, else the
+    # rounded log_radix(n) (it differs from block_diagonal's ceil default; the space keeps it).
+    full = fam.default_depth(n, D_IN, r) if fam.narrows else max(1, round(math.log(n, r)))
+    params["depth"] = max(1, round(level * full))
+  if fam.genome_width is not None:
+    params["width"] = fam.genome_width(r, int(g["parallel_width"]))
   return family, n, params
 
 
@@ -123,8 +129,8 @@ def topology_space() -> list[tuple[str, int, dict[str, Any]]]:
 
 
 def topology_key(family: str, n: int, params: dict[str, Any]) -> str:
-  """Canonical string of a hidden-topology spec (the score cache key)."""
-  return f"{family}:{n}:" + ",".join(f"{k}={params[k]}" for k in sorted(params))
+  """Canonical string of a hidden-topology spec (the score cache key): ``TopologySpec.key``."""
+  return T.TopologySpec(family, n, None, params).key
 
 
 def model_topologies(family: str, n: int, params: dict[str, Any]) -> tuple[T.Topology, T.Topology]:

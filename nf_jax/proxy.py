@@ -130,21 +130,6 @@ def structural_scores(t: T.Topology) -> dict[str, float]:
 # Proxy width
 
 
-def _nearest_power(radix: int, target: int, limit: int) -> int:
-  """The power of ``radix`` (>= radix, <= limit) nearest ``target`` on a log scale."""
-  powers = [radix**k for k in range(1, 64) if radix**k <= limit]
-  return min(powers, key=lambda p: (abs(math.log(p / target)), p))
-
-
-def _shrink_radix(k: int, n: int, fit_n: int) -> int:
-  """Radix k' >= 2 whose full-mixing depth at ``fit_n`` lanes matches k's at n lanes.
-
-  ``log_k' fit_n = log_k n``, i.e. ``k' = fit_n ** (log k / log n)``, rounded; 2 when that
-  falls below 2 (the depth then shrinks instead, see :func:`proxy_topology`).
-  """
-  return max(2, round(fit_n ** (math.log(k) / math.log(n))))
-
-
 def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
   """``t`` rebuilt at about ``fit_n`` lanes (``t`` itself when ``t.n_out <= fit_n``).
 
@@ -153,7 +138,7 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
   what sets path counts and connectivity; only the block size shrinks:
 
   * butterfly, parallel_butterfly, block_diagonal (radix k), random (fan-in f): the radix
-    becomes ``k' = fit_n ** (log k / log n)`` (rounded, >= 2; see :func:`_shrink_radix`),
+    becomes ``k' = fit_n ** (log k / log n)`` (rounded, >= 2; ``nf_jax.topology.shrink_radix``),
     the width a power of ``k'`` near ``fit_n`` (a multiple of ``k'`` for block_diagonal and
     random), and the depth is scaled by ``m' / m`` (rounded, >= 1): unchanged unless ``k'``
     was clipped to 2. Parallel width, skip and seed are kept; fan-in 1 stays 1.
@@ -162,53 +147,12 @@ def proxy_topology(t: T.Topology, fit_n: int | None) -> T.Topology:
     to it.
   * dense: same depth.
   * ``n_in`` keeps its ratio to ``n``. Near-ties between two divisors go to the smaller one.
+
+  Each family's rule is its ``Family.rescale`` in the registry (:mod:`nf_jax.topology`).
   """
   if fit_n is None or t.n_out <= fit_n:
     return t
-  p = t.params()
-  n = t.n_out
-  skip = p["skip"]
-
-  def small_n_in(n_small: int) -> int | None:
-    return None if t.n_in == n else max(1, min(n_small, round(t.n_in * n_small / n)))
-
-  def scaled_depth(k: int, k_small: int, n_small: int) -> int:
-    ratio = (math.log(n_small) / math.log(k_small)) / (math.log(n) / math.log(k))
-    return max(1, round(p["depth"] * ratio))
-
-  if t.name in ("butterfly", "parallel_butterfly", "block_diagonal", "random"):
-    k = p["fan_in"] if t.name == "random" else p["radix"]
-    if k == 1:  # fan-in 1: a single path per output at any width
-      k_small, n_small = 1, fit_n
-      depth = p["depth"]
-    else:
-      k_small = _shrink_radix(k, n, fit_n)
-      if t.name in ("butterfly", "parallel_butterfly"):
-        n_small = _nearest_power(k_small, fit_n, 1 << 62)
-      else:
-        n_small = k_small * max(1, round(fit_n / k_small))
-      if n_small >= n:
-        return t
-      depth = scaled_depth(k, k_small, n_small)
-    n_in_small = small_n_in(n_small)
-    if t.name == "random":
-      k_small = min(k_small, n_small, n_in_small or n_small)
-      return T.make(
-        "random", n_small, n_in=n_in_small, fan_in=k_small, depth=depth, skip=skip, seed=p["seed"]
-      )
-    kw = dict(radix=k_small, depth=depth, skip=skip)
-    if t.name == "parallel_butterfly":
-      kw.update(width=p["width"], seed=p["seed"])
-    return T.make(t.name, n_small, n_in=n_in_small, **kw)
-  if t.name == "clos":
-    n_small = fit_n
-    want = n_small ** (math.log(p["radix"]) / math.log(n)) if p["radix"] > 1 else 1.0
-    low = 2 if p["radix"] > 1 else 1  # switch size 1 would make the middle stage dense
-    divisors = [d for d in range(low, n_small + 1) if n_small % d == 0]
-    radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
-    width = max(1, round(p["width"] * radix / p["radix"]))  # keeps m / c
-    return T.make(t.name, n_small, n_in=small_n_in(n_small), radix=radix, width=width, skip=skip)
-  return T.make("dense", fit_n, n_in=small_n_in(fit_n), depth=p["depth"], skip=skip)
+  return T.family(t.name).rescale(t, fit_n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +166,7 @@ def branches(t: T.Topology) -> int:
   matrix is a sum of ``width`` square cascades: fitting it that way costs ``width`` times a
   branch instead of ``width**3`` times (one ``[width*n]``-lane chain).
   """
-  return t.params()["width"] if t.name == "parallel_butterfly" and t.depth >= 2 else 1
+  return T.family(t.name).branches(t)
 
 
 def _dense_stage(table: np.ndarray, skip: np.ndarray | None, n_in: int) -> tuple[np.ndarray, ...]:

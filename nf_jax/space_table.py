@@ -38,6 +38,7 @@ import numpy as np
 
 from nf_jax import io_utils, sweep
 from nf_jax import pareto_problem as PP
+from nf_jax import topology as T
 from nf_jax import train as tr
 
 Spec = tuple[str, int, dict[str, Any]]
@@ -71,17 +72,17 @@ def space_hash(specs: Sequence[Spec] | None = None) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _identity(row: dict[str, Any]) -> tuple[str, ...]:
-  """The results-row columns that name a trained model's topology and init (not the seed)."""
-  return tuple(
-    str(row[c]) for c in sweep.KEY_COLUMNS if c not in ("train_seed", "epochs", "recipe")
-  )
+def row_identity(row: dict[str, Any]) -> tuple[str, str]:
+  """What names a results row's trained model, seed aside: its topology (the normalised
+  ``TopologySpec.from_row(row).key``) and its init (``weight_init``)."""
+  return T.TopologySpec.from_row(row).normalised().key, str(row["weight_init"])
 
 
-def spec_identity(spec: Spec) -> tuple[str, ...]:
-  """What a results row of ``spec`` (depth-aware init) says of its topology."""
+def spec_identity(spec: Spec) -> tuple[str, str]:
+  """:func:`row_identity` of the results rows of ``spec`` trained with the default init."""
   family, n, params = spec
-  return _identity(sweep.result_row(tr.ModelSpec.create(family, n, **params)))
+  init = tr.ModelSpec.create(family, n, **params).weight_init
+  return T.TopologySpec(family, n, None, params).normalised().key, init
 
 
 def _float(value: Any) -> float:
@@ -123,7 +124,7 @@ def build(
     raise ValueError(f"{results_dir}/results.csv mixes recipes {sorted(recipes)}")
   by_identity: dict[tuple[str, ...], list[dict[str, str]]] = {}
   for r in rows:
-    by_identity.setdefault(_identity(r), []).append(r)
+    by_identity.setdefault(row_identity(r), []).append(r)
   out, missing = [], []
   for spec in specs:
     members = by_identity.get(spec_identity(spec), [])

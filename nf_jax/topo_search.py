@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,18 +32,6 @@ from nf_jax.compile_cache import enable_compilation_cache
 
 # Columns that rebuild a topology with T.make (empty cell: the family has no such parameter).
 SPEC_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "seed")
-
-
-def _radices(n: int) -> list[int]:
-  """Every radix k >= 2 with n a power of k."""
-  out = []
-  for k in range(2, n + 1):
-    p = k
-    while p < n:
-      p *= k
-    if p == n:
-      out.append(k)
-  return out
 
 
 def enumerate_candidates(
@@ -122,39 +109,28 @@ def candidate_specs(
       f"; the smallest feasible layer is n=2, budget >= {smallest.num_params}" if smallest else ""
     )
     raise ValueError(f"n={n!r} must be an integer >= 2 (the layer width){hint}")
-  unknown = sorted(set(families) - set(T.FAMILIES))
+  unknown = sorted(set(families) - set(T.families()))
   if unknown:
-    raise ValueError(f"families={unknown} are not topology families; choose from {T.FAMILIES}")
+    raise ValueError(f"families={unknown} are not topology families; choose from {T.families()}")
+  unsearched = sorted(f for f in families if T.family(f).search_grid is None)
+  if unsearched:
+    raise ValueError(f"families={unsearched} have no search grid (Family.search_grid)")
+  grid = T.SearchGrid(tuple(parallel_widths), tuple(fan_ins), random_seeds)
+  width_in = n if n_in is None else n_in
+  ordered = [T.family(f) for f in T.families() if f in families]  # registry order
   depths = range(depth_min, depth_max + 1)
-  divisors = [d for d in range(2, n) if n % d == 0]
   specs: list[tuple[str, dict[str, Any]]] = []
   for skip in skips:
     for depth in depths:
-      if "butterfly" in families:
-        specs += [("butterfly", dict(radix=k, depth=depth, skip=skip)) for k in _radices(n)]
-      if "parallel_butterfly" in families:
-        specs += [
-          ("parallel_butterfly", dict(radix=k, width=w, depth=depth, skip=skip))
-          for k in _radices(n)
-          for w in parallel_widths
-        ]
-      if "random" in families:
-        specs += [
-          ("random", dict(fan_in=f, depth=depth, skip=skip, seed=s))
-          for f in fan_ins
-          if f <= min(n, n_in or n)
-          for s in range(random_seeds)
-        ]
-      if "block_diagonal" in families:
-        specs += [("block_diagonal", dict(radix=b, depth=depth, skip=skip)) for b in divisors]
-      if "dense" in families and depth <= 2 and not skip:
-        specs.append(("dense", dict(depth=depth)))
-    if "clos" in families and depth_min <= 3 <= depth_max:
-      # Switch sizes within a factor 4 of sqrt(n) (the balanced Clos), m in {c/2, c, 2c}.
-      root = math.sqrt(n)
-      for c in [d for d in divisors if root / 4 <= d <= root * 4]:
-        for m in sorted({max(1, c // 2), c, 2 * c}):
-          specs.append(("clos", dict(radix=c, width=m, skip=skip)))
+      for fam in ordered:
+        if not fam.fixed_depth:
+          specs += [(fam.name, p) for p in fam.search_grid(n, width_in, depth, skip, grid)]
+    for fam in ordered:  # fixed-depth families: once per skip, when their depth is in range
+      if not fam.fixed_depth:
+        continue
+      depth = fam.default_depth(n, width_in, 0)
+      if depth_min <= depth <= depth_max:
+        specs += [(fam.name, p) for p in fam.search_grid(n, width_in, depth, skip, grid)]
   return specs
 
 

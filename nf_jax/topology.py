@@ -31,12 +31,10 @@ import dataclasses
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-FAMILIES = ("butterfly", "parallel_butterfly", "clos", "random", "block_diagonal", "dense")
 
 # Upper bound on the number of table entries make() will build (int32, so 1 GiB of tables).
 MAX_TABLE_ENTRIES = 1 << 28
@@ -164,6 +162,8 @@ def _check_int(name: str, value: Any, *, minimum: int, hint: str = "") -> int:
 
 
 def _exact_log(n: int, radix: int) -> int | None:
+  if radix < 2:
+    return None
   m, p = 0, 1
   while p < n:
     p *= radix
@@ -363,99 +363,441 @@ def _dense(n: int, n_in: int, *, depth: int, skip: bool) -> Tables:
 
 
 # ---------------------------------------------------------------------------------------------
-# Spec normalisation: fills defaults and validates each family's parameters.
+# The family registry: every rule about a family (its parameters and their defaults, its weight
+# count, its builder, which radices are valid at a width, how the proxy rescales it) lives in
+# its Family record. Other modules read families only through `family(name)`.
+
+
+def _exact_radices(n: int) -> tuple[int, ...]:
+  """Every radix k >= 2 with n an exact power of k (n itself included), ascending."""
+  out = set()
+  for m in range(1, max(n, 2).bit_length() + 1):
+    root = round(n ** (1.0 / m))
+    for k in (root - 1, root, root + 1):  # float roots may be off by one
+      if k >= 2 and k**m == n:
+        out.add(k)
+  return tuple(sorted(out))
+
+
+def _divisors(n: int, minimum: int = 1) -> tuple[int, ...]:
+  """Divisors d >= minimum of n, ascending."""
+  small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+  return tuple(d for d in sorted(set(small + [n // d for d in small])) if d >= minimum)
+
+
+def log_depth(n: int, n_in: int, fan_in: int) -> int:
+  """Stages until a fan-in-``fan_in`` cascade can reach every input: ceil(log_f max(n, n_in))."""
+  return max(1, math.ceil(math.log(max(n, n_in)) / math.log(fan_in))) if fan_in > 1 else 1
+
+
+def _check_radix(name: str, n: int, radix: int) -> None:
+  if radix not in family(name).valid_radices(n):
+    raise ValueError(f"n={n} is not a power of radix={radix}: {_power_hint(n, radix)}")
+
+
+def _normalise_butterfly(n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
+  radix = _check_int("radix", params.get("radix", 2), minimum=2)
+  _check_radix("butterfly", n, radix)
+  _refuse_wider_input("butterfly", n, n_in)
+  depth = params.get("depth", family("butterfly").default_depth(n, n_in, radix))
+  return {"radix": radix, "depth": _check_int("depth", depth, minimum=1)}
+
+
+def _normalise_parallel_butterfly(n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
+  radix = _check_int("radix", params.get("radix", 2), minimum=2)
+  _check_radix("parallel_butterfly", n, radix)
+  _refuse_wider_input("parallel_butterfly", n, n_in)
+  depth = params.get("depth", family("parallel_butterfly").default_depth(n, n_in, radix))
+  spec = {"radix": radix, "depth": _check_int("depth", depth, minimum=1)}
+  width = _check_int("width", params.get("width", 2), minimum=1)
+  if width > math.factorial(min(n, 20)):
+    raise ValueError(f"width={width} exceeds the {n}! distinct input permutations of n={n}")
+  spec["width"] = width
+  spec["seed"] = _check_int("seed", params.get("seed", 0), minimum=0)
+  return spec
+
+
+def _normalise_clos(n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
+  default_c = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+  radix = _check_int("radix", params.get("radix", default_c), minimum=1)
+  if n % radix:
+    divisors = [d for d in range(2, min(n, 4096) + 1) if n % d == 0][:8]
+    raise ValueError(f"radix={radix} must divide n={n} (switch size); try one of {divisors}")
+  _refuse_wider_input("clos", n, n_in)
+  spec = {"radix": radix, "width": _check_int("width", params.get("width", radix), minimum=1)}
+  depth = params.get("depth", 3)
+  if depth != 3:
+    raise ValueError(f"depth={depth!r} is not supported by 'clos', which has exactly 3 stages")
+  spec["depth"] = 3
+  return spec
+
+
+def _normalise_random(n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
+  if "fan_in" not in params:
+    raise ValueError("'random' needs fan_in=, the number of inputs each output gathers (>= 1)")
+  fan_in = _check_int("fan_in", params["fan_in"], minimum=1)
+  if fan_in > min(n, n_in):
+    raise ValueError(
+      f"fan_in={fan_in} exceeds the stage input width {min(n, n_in)} (n_in={n_in}, n={n}); "
+      f"use fan_in <= {min(n, n_in)}"
+    )
+  depth = params.get("depth", log_depth(n, n_in, fan_in))
+  return {
+    "fan_in": fan_in,
+    "depth": _check_int("depth", depth, minimum=1),
+    "seed": _check_int("seed", params.get("seed", 0), minimum=0),
+  }
+
+
+def _normalise_block_diagonal(n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
+  default_b = math.isqrt(n) if math.isqrt(n) ** 2 == n else 2
+  radix = _check_int("radix", params.get("radix", default_b), minimum=2)
+  if n % radix:
+    raise ValueError(f"radix={radix} must divide n={n} (the block size); n % radix = {n % radix}")
+  _refuse_wider_input("block_diagonal", n, n_in)
+  depth = params.get("depth", family("block_diagonal").default_depth(n, n_in, radix))
+  return {"radix": radix, "depth": _check_int("depth", depth, minimum=1)}
+
+
+def _normalise_dense(n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
+  return {"depth": _check_int("depth", params.get("depth", 1), minimum=1)}
+
+
+# Proxy rescaling: rebuild a topology at about fit_n lanes keeping its shape (depth in units of
+# the full-mixing depth log_radix n); see nf_jax.proxy.proxy_topology for the rule.
+
+
+def _nearest_power(radix: int, target: int, limit: int) -> int:
+  """The power of ``radix`` (>= radix, <= limit) nearest ``target`` on a log scale."""
+  powers = [radix**k for k in range(1, 64) if radix**k <= limit]
+  return min(powers, key=lambda p: (abs(math.log(p / target)), p))
+
+
+def shrink_radix(k: int, n: int, fit_n: int) -> int:
+  """Radix k' >= 2 whose full-mixing depth at ``fit_n`` lanes matches k's at n lanes.
+
+  ``log_k' fit_n = log_k n``, i.e. ``k' = fit_n ** (log k / log n)``, rounded; 2 when that
+  falls below 2 (the depth then shrinks instead, see ``nf_jax.proxy.proxy_topology``).
+  """
+  return max(2, round(fit_n ** (math.log(k) / math.log(n))))
+
+
+def _small_n_in(t: Topology, n_small: int) -> int | None:
+  """``n_in`` keeping its ratio to ``n`` at ``n_small`` lanes (None for a square layer)."""
+  return None if t.n_in == t.n_out else max(1, min(n_small, round(t.n_in * n_small / t.n_out)))
+
+
+def rescale_radix(t: Topology, fit_n: int) -> Topology:
+  """``Family.rescale`` of the radix families (radix or fan-in k, ``radix_param``): k becomes
+  :func:`shrink_radix`, the width a power of it (``power_width``) or a multiple of it near
+  ``fit_n``, the depth scales by the ratio of full-mixing depths; other parameters are kept."""
+  p = t.params()
+  n = t.n_out
+  fam = family(t.name)
+  k = p[fam.radix_param]
+  if k == 1:  # fan-in 1: a single path per output at any width
+    k_small, n_small = 1, fit_n
+    depth = p["depth"]
+  else:
+    k_small = shrink_radix(k, n, fit_n)
+    if fam.power_width:
+      n_small = _nearest_power(k_small, fit_n, 1 << 62)
+    else:
+      n_small = k_small * max(1, round(fit_n / k_small))
+    if n_small >= n:
+      return t
+    ratio = (math.log(n_small) / math.log(k_small)) / (math.log(n) / math.log(k))
+    depth = max(1, round(p["depth"] * ratio))
+  n_in_small = _small_n_in(t, n_small)
+  if fam.radix_param == "fan_in":
+    k_small = min(k_small, n_small, n_in_small or n_small)
+  kw = {k_: v for k_, v in p.items() if k_ not in ("n", "n_in", "radix", "fan_in", "depth")}
+  kw.update({fam.radix_param: k_small, "depth": depth})
+  return make(t.name, n_small, n_in=n_in_small, **kw)
+
+
+def _rescale_clos(t: Topology, fit_n: int) -> Topology:
+  """Switch size c -> the divisor of ``fit_n`` nearest ``fit_n ** (log c / log n)``; m / c kept."""
+  p = t.params()
+  n_small = fit_n
+  want = n_small ** (math.log(p["radix"]) / math.log(t.n_out)) if p["radix"] > 1 else 1.0
+  low = 2 if p["radix"] > 1 else 1  # switch size 1 would make the middle stage dense
+  divisors = [d for d in range(low, n_small + 1) if n_small % d == 0]
+  radix = min(divisors, key=lambda d: (round(abs(math.log(d / want)), 6), d))
+  width = max(1, round(p["width"] * radix / p["radix"]))  # keeps m / c
+  return make(
+    t.name, n_small, n_in=_small_n_in(t, n_small), radix=radix, width=width, skip=p["skip"]
+  )
+
+
+def _rescale_dense(t: Topology, fit_n: int) -> Topology:
+  p = t.params()
+  return make(t.name, fit_n, n_in=_small_n_in(t, fit_n), depth=p["depth"], skip=p["skip"])
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchGrid:
+  """The candidate-search options a family's ``search_grid`` reads (``nf_jax.topo_search``)."""
+
+  parallel_widths: tuple[int, ...] = (2, 4, 8)
+  fan_ins: tuple[int, ...] = (2, 4, 8, 16, 32)
+  random_seeds: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """Everything the project knows about one wiring rule (one record per family).
+
+  Attributes:
+    name: the family name (``make(name, ...)``).
+    params: the ``make()`` parameters it accepts (``skip`` always among them).
+    normalise: ``(n, n_in, params) -> spec``: validates and fills defaults (``skip`` excluded);
+      raises ``ValueError`` naming the bad value.
+    num_params: ``(n, n_in, spec) -> int``: exact weights of a normalised spec, unbuilt.
+    build: ``(n, n_in, spec) -> (stages, skips, stage_n_in)`` tables of a normalised spec.
+    narrows: whether ``n_in > n`` (a narrowing first layer) is allowed.
+    seeded: whether the wiring is drawn from ``seed=`` (results rows carry ``topology_seed``).
+    radix_param: the parameter :attr:`valid_radices` constrains (``radix``, ``fan_in``) or None.
+    valid_radices: ``n -> ascending values of radix_param`` valid at output width ``n``.
+    default_depth: ``(n, n_in, radix) -> int``: depth when ``depth=`` is not given (the
+      full-mixing depth for the radix families).
+    rescale: ``(t, fit_n) -> Topology``: ``t`` rebuilt at about ``fit_n < t.n_out`` lanes with
+      its shape kept (``nf_jax.proxy.proxy_topology``); may return ``t`` when it cannot shrink.
+    power_width: the width must be a power of the radix (the proxy rescales it to one).
+    branches: ``t -> int``: independent parallel branches whose matrices sum to ``t``'s
+      (``nf_jax.proxy.branches``); 1 unless the family is a sum of cascades.
+    fixed_depth: the depth is not a free parameter (clos has exactly 3 stages).
+    block_structured: the tables have block structure the blocked kernels exploit (False:
+      models always run on the gather kernel, so ``nf_jax.train.group_specs`` may mix them).
+    search_grid: ``(n, n_in, depth, skip, grid) -> [params]``: the candidates
+      ``nf_jax.topo_search`` tries at one depth (fixed-depth families: at their depth), or None
+      when the search does not enumerate the family. May include invalid combinations.
+    genome_width: ``(radix, parallel) -> width=`` for the co-design genome's parallel gene
+      (``nf_jax.pareto_problem.decode_topology``), or None when the family has no width.
+  """
+
+  name: str
+  params: frozenset[str]
+  normalise: Callable[[int, int, dict[str, Any]], dict[str, Any]]
+  num_params: Callable[[int, int, dict[str, Any]], int]
+  build: Callable[[int, int, dict[str, Any]], Tables]
+  narrows: bool
+  seeded: bool
+  radix_param: str | None
+  valid_radices: Callable[[int], Sequence[int]]
+  default_depth: Callable[[int, int, int], int]
+  rescale: Callable[[Topology, int], Topology]
+  power_width: bool = False
+  branches: Callable[[Topology], int] = lambda t: 1
+  fixed_depth: bool = False
+  genome_width: Callable[[int, int], int] | None = None
+  block_structured: bool = True
+  search_grid: Callable[[int, int, int, bool, SearchGrid], list[dict[str, Any]]] | None = None
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(fam: Family) -> Family:
+  """Adds ``fam`` to the registry (a name may be registered once); returns it."""
+  if fam.name in _REGISTRY:
+    raise ValueError(f"family {fam.name!r} is already registered")
+  if "skip" not in fam.params:
+    raise ValueError(f"family {fam.name!r} must accept skip= (every family takes it)")
+  _REGISTRY[fam.name] = fam
+  return fam
+
+
+def family(name: str) -> Family:
+  """The registered :class:`Family` called ``name``; ValueError listing the families if none."""
+  try:
+    return _REGISTRY[name]
+  except KeyError:
+    raise ValueError(
+      f"name={name!r} is not a topology family; choose one of {tuple(_REGISTRY)}"
+    ) from None
+
+
+def families() -> tuple[str, ...]:
+  """Names of every registered family, in registration order."""
+  return tuple(_REGISTRY)
+
+
+def _without_depth(builder: Callable[..., Tables]) -> Callable[[int, int, dict[str, Any]], Tables]:
+  def build(n: int, n_in: int, spec: dict[str, Any]) -> Tables:
+    return builder(n, n_in, **{k: v for k, v in spec.items() if k != "depth"})
+
+  return build
+
+
+def _with_spec(builder: Callable[..., Tables]) -> Callable[[int, int, dict[str, Any]], Tables]:
+  def build(n: int, n_in: int, spec: dict[str, Any]) -> Tables:
+    return builder(n, n_in, **spec)
+
+  return build
+
+
+def _clos_grid(n: int, n_in: int, depth: int, skip: bool, g: SearchGrid) -> list[dict[str, Any]]:
+  """Switch sizes within a factor 4 of sqrt(n) (the balanced Clos), m in {c/2, c, 2c}."""
+  root = math.sqrt(n)
+  return [
+    dict(radix=c, width=m, skip=skip)
+    for c in _divisors(n, minimum=2)
+    if c < n and root / 4 <= c <= root * 4
+    for m in sorted({max(1, c // 2), c, 2 * c})
+  ]
+
+
+def _clos_entries(n: int, n_in: int, s: dict[str, Any]) -> int:
+  r, m = n // s["radix"], s["width"]  # ingress [r*m, c], middle [m*r, r], egress [n, m]
+  return r * m * s["radix"] + m * r * r + n * m
+
+
+register(
+  Family(
+    name="butterfly",
+    params=frozenset({"radix", "depth", "skip"}),
+    normalise=_normalise_butterfly,
+    num_params=lambda n, n_in, s: n * s["radix"] * s["depth"],
+    build=_with_spec(_butterfly),
+    narrows=False,
+    seeded=False,
+    radix_param="radix",
+    valid_radices=_exact_radices,
+    default_depth=lambda n, n_in, radix: _exact_log(n, radix) or 1,
+    rescale=rescale_radix,
+    power_width=True,
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(radix=k, depth=depth, skip=skip) for k in _exact_radices(n)
+    ],
+  )
+)
+register(
+  Family(
+    name="parallel_butterfly",
+    params=frozenset({"radix", "width", "depth", "skip", "seed"}),
+    normalise=_normalise_parallel_butterfly,
+    # hidden [width*n, k] stages, last [n, k*width]
+    num_params=lambda n, n_in, s: n * s["radix"] * s["width"] * s["depth"],
+    build=_with_spec(_parallel_butterfly),
+    narrows=False,
+    seeded=True,
+    radix_param="radix",
+    valid_radices=_exact_radices,
+    default_depth=lambda n, n_in, radix: _exact_log(n, radix) or 1,
+    rescale=rescale_radix,
+    power_width=True,
+    # Hidden stages are block-diagonal over the branches: the matrix is a sum of width cascades.
+    branches=lambda t: t.params()["width"] if t.depth >= 2 else 1,
+    genome_width=lambda radix, parallel: parallel,  # parallel branches
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(radix=k, width=w, depth=depth, skip=skip)
+      for k in _exact_radices(n)
+      for w in g.parallel_widths
+    ],
+  )
+)
+register(
+  Family(
+    name="clos",
+    params=frozenset({"radix", "width", "depth", "skip"}),
+    normalise=_normalise_clos,
+    num_params=_clos_entries,
+    build=_without_depth(_clos),
+    narrows=False,
+    seeded=False,
+    radix_param="radix",
+    valid_radices=_divisors,
+    default_depth=lambda n, n_in, radix: 3,
+    rescale=_rescale_clos,
+    fixed_depth=True,
+    # m = c * parallel / 2 middle switches: parallel 2 is m = c, rearrangeably non-blocking.
+    genome_width=lambda radix, parallel: max(1, radix * parallel // 2),
+    search_grid=_clos_grid,
+  )
+)
+register(
+  Family(
+    name="random",
+    params=frozenset({"fan_in", "depth", "skip", "seed"}),
+    normalise=_normalise_random,
+    num_params=lambda n, n_in, s: n * s["fan_in"] * s["depth"],
+    build=_with_spec(_random),
+    narrows=True,
+    seeded=True,
+    radix_param="fan_in",
+    valid_radices=lambda n: range(1, n + 1),
+    default_depth=log_depth,
+    rescale=rescale_radix,
+    block_structured=False,
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(fan_in=f, depth=depth, skip=skip, seed=s)
+      for f in g.fan_ins
+      if f <= min(n, n_in)
+      for s in range(g.random_seeds)
+    ],
+  )
+)
+register(
+  Family(
+    name="block_diagonal",
+    params=frozenset({"radix", "depth", "skip"}),
+    normalise=_normalise_block_diagonal,
+    num_params=lambda n, n_in, s: n * s["radix"] * s["depth"],
+    build=_with_spec(_block_diagonal),
+    narrows=False,
+    seeded=False,
+    radix_param="radix",
+    valid_radices=lambda n: _divisors(n, minimum=2),
+    default_depth=lambda n, n_in, radix: max(1, math.ceil(math.log(n) / math.log(radix) - 1e-9)),
+    rescale=rescale_radix,
+    search_grid=lambda n, n_in, depth, skip, g: [
+      dict(radix=b, depth=depth, skip=skip) for b in _divisors(n, minimum=2) if b < n
+    ],
+  )
+)
+register(
+  Family(
+    name="dense",
+    params=frozenset({"depth", "skip"}),
+    normalise=_normalise_dense,
+    num_params=lambda n, n_in, s: n * (n_in + n * (s["depth"] - 1)),
+    build=_with_spec(_dense),
+    narrows=True,
+    seeded=False,
+    radix_param=None,
+    valid_radices=lambda n: (),
+    default_depth=lambda n, n_in, radix: 1,
+    rescale=_rescale_dense,
+    search_grid=lambda n, n_in, depth, skip, g: (
+      [dict(depth=depth)] if depth <= 2 and not skip else []
+    ),
+  )
+)
+
+# The built-in families, in their historical order (public API; the pareto genome indexes it).
+# Plug-ins (nf_jax/families/) are registered after it: families() lists them too.
+FAMILIES = families()
 
 
 def _normalise(name: str, n: int, n_in: int, params: dict[str, Any]) -> dict[str, Any]:
-  allowed = {
-    "butterfly": {"radix", "depth", "skip"},
-    "parallel_butterfly": {"radix", "width", "depth", "skip", "seed"},
-    "clos": {"radix", "width", "depth", "skip"},
-    "random": {"fan_in", "depth", "skip", "seed"},
-    "block_diagonal": {"radix", "depth", "skip"},
-    "dense": {"depth", "skip"},
-  }[name]
-  unknown = sorted(set(params) - allowed)
+  """Validates ``params`` for family ``name`` and fills its defaults (the normalised spec)."""
+  fam = family(name)
+  unknown = sorted(set(params) - fam.params)
   if unknown:
     raise ValueError(
       f"{name!r} does not take {', '.join(f'{k}=' for k in unknown)}; "
-      f"it accepts: {', '.join(sorted(allowed))}"
+      f"it accepts: {', '.join(sorted(fam.params))}"
     )
-  spec: dict[str, Any] = {}
   skip = params.get("skip", False)
   if not isinstance(skip, (bool, np.bool_)):
     raise ValueError(f"skip={skip!r} must be True or False")
-  spec["skip"] = bool(skip)
-
-  if name in ("butterfly", "parallel_butterfly"):
-    radix = _check_int("radix", params.get("radix", 2), minimum=2)
-    m = _exact_log(n, radix)
-    if m is None or m == 0:
-      raise ValueError(f"n={n} is not a power of radix={radix}: {_power_hint(n, radix)}")
-    _refuse_wider_input(name, n, n_in)
-    spec["radix"] = radix
-    spec["depth"] = _check_int("depth", params.get("depth", m), minimum=1)
-    if name == "parallel_butterfly":
-      width = _check_int("width", params.get("width", 2), minimum=1)
-      if width > math.factorial(min(n, 20)):
-        raise ValueError(f"width={width} exceeds the {n}! distinct input permutations of n={n}")
-      spec["width"] = width
-      spec["seed"] = _check_int("seed", params.get("seed", 0), minimum=0)
-  elif name == "clos":
-    default_c = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
-    radix = _check_int("radix", params.get("radix", default_c), minimum=1)
-    if n % radix:
-      divisors = [d for d in range(2, min(n, 4096) + 1) if n % d == 0][:8]
-      raise ValueError(f"radix={radix} must divide n={n} (switch size); try one of {divisors}")
-    _refuse_wider_input(name, n, n_in)
-    spec["radix"] = radix
-    spec["width"] = _check_int("width", params.get("width", radix), minimum=1)
-    depth = params.get("depth", 3)
-    if depth != 3:
-      raise ValueError(f"depth={depth!r} is not supported by 'clos', which has exactly 3 stages")
-    spec["depth"] = 3
-  elif name == "random":
-    if "fan_in" not in params:
-      raise ValueError("'random' needs fan_in=, the number of inputs each output gathers (>= 1)")
-    fan_in = _check_int("fan_in", params["fan_in"], minimum=1)
-    if fan_in > min(n, n_in):
-      raise ValueError(
-        f"fan_in={fan_in} exceeds the stage input width {min(n, n_in)} (n_in={n_in}, n={n}); "
-        f"use fan_in <= {min(n, n_in)}"
-      )
-    spec["fan_in"] = fan_in
-    default_depth = (
-      max(1, math.ceil(math.log(max(n, n_in)) / math.log(fan_in))) if fan_in > 1 else 1
-    )
-    spec["depth"] = _check_int("depth", params.get("depth", default_depth), minimum=1)
-    spec["seed"] = _check_int("seed", params.get("seed", 0), minimum=0)
-  elif name == "block_diagonal":
-    default_b = math.isqrt(n) if math.isqrt(n) ** 2 == n else 2
-    radix = _check_int("radix", params.get("radix", default_b), minimum=2)
-    if n % radix:
-      raise ValueError(f"radix={radix} must divide n={n} (the block size); n % radix = {n % radix}")
-    _refuse_wider_input(name, n, n_in)
-    spec["radix"] = radix
-    default_depth = max(1, math.ceil(math.log(n) / math.log(radix) - 1e-9))
-    spec["depth"] = _check_int("depth", params.get("depth", default_depth), minimum=1)
-  else:  # dense
-    spec["depth"] = _check_int("depth", params.get("depth", 1), minimum=1)
-  return spec
+  return {"skip": bool(skip), **fam.normalise(n, n_in, params)}
 
 
 def _spec_entries(name: str, n: int, n_in: int, spec: dict[str, Any]) -> int:
   """Exact number of weights (table entries) of a normalised spec, from the builders' shapes."""
-  depth = spec["depth"]
-  if name in ("butterfly", "block_diagonal"):
-    return n * spec["radix"] * depth
-  if name == "parallel_butterfly":  # hidden [width*n, k] stages, last [n, k*width]
-    return n * spec["radix"] * spec["width"] * depth
-  if name == "clos":  # ingress [r*m, c], middle [m*r, r], egress [n, m] with r = n / c
-    r, m = n // spec["radix"], spec["width"]
-    return r * m * spec["radix"] + m * r * r + n * m
-  if name == "random":
-    return n * spec["fan_in"] * depth
-  return n * (n_in + n * (depth - 1))  # dense
+  return family(name).num_params(n, n_in, spec)
 
 
 def num_params_of(name: str, n: int, *, n_in: int | None = None, **params: Any) -> int:
@@ -463,21 +805,10 @@ def num_params_of(name: str, n: int, *, n_in: int | None = None, **params: Any) 
 
   Validates like :func:`make` (same ``ValueError``s), so it can screen candidates cheaply.
   """
-  if name not in _BUILDERS:
-    raise ValueError(f"name={name!r} is not a topology family; choose one of {FAMILIES}")
+  family(name)
   n = _check_int("n", n, minimum=1)
   n_in = n if n_in is None else _check_int("n_in", n_in, minimum=1)
   return _spec_entries(name, n, n_in, _normalise(name, n, n_in, params))
-
-
-_BUILDERS: dict[str, Callable[..., Tables]] = {
-  "butterfly": _butterfly,
-  "parallel_butterfly": _parallel_butterfly,
-  "clos": _clos,
-  "random": _random,
-  "block_diagonal": _block_diagonal,
-  "dense": _dense,
-}
 
 
 def make(name: str, n: int, *, n_in: int | None = None, **params: Any) -> Topology:
@@ -502,8 +833,7 @@ def make(name: str, n: int, *, n_in: int | None = None, **params: Any) -> Topolo
     >>> t.depth, t.num_params
     (10, 81920)
   """
-  if name not in _BUILDERS:
-    raise ValueError(f"name={name!r} is not a topology family; choose one of {FAMILIES}")
+  family(name)
   n = _check_int("n", n, minimum=1)
   n_in = n if n_in is None else _check_int("n_in", n_in, minimum=1)
   spec = _normalise(name, n, n_in, params)
@@ -518,10 +848,7 @@ def make(name: str, n: int, *, n_in: int | None = None, **params: Any) -> Topolo
 
 @functools.lru_cache(maxsize=256)
 def _build_cached(name: str, n: int, n_in: int, spec: tuple[tuple[str, Any], ...]) -> Topology:
-  kwargs = dict(spec)
-  if name in ("clos",):
-    kwargs.pop("depth")
-  stages, skips, stage_n_in = _BUILDERS[name](n, n_in, **kwargs)
+  stages, skips, stage_n_in = family(name).build(n, n_in, dict(spec))
   frozen_stages = tuple(_freeze(t) for t in stages)
   frozen_skips = tuple(None if s is None else _freeze(s) for s in skips)
   full_spec = tuple(sorted((("n", n), ("n_in", n_in)) + spec))
@@ -540,6 +867,144 @@ def _freeze(table: np.ndarray) -> np.ndarray:
   out = np.ascontiguousarray(table, dtype=np.int32)
   out.setflags(write=False)
   return out
+
+
+# The spec columns of a results row (nf_jax.sweep.RESULT_COLUMNS): an empty cell means the
+# family has no such parameter; topology_seed is the seed of the seeded families.
+ROW_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "topology_seed")
+_INT_COLUMNS = ("depth", "radix", "width", "fan_in")
+
+
+def _parse_bool(value: Any, column: str) -> bool:
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  low = str(value).strip().lower()
+  if low in ("true", "1", "yes"):
+    return True
+  if low in ("false", "0", "no", ""):
+    return False
+  raise ValueError(f"{column}={value!r} is not a boolean (True/False/1/0)")
+
+
+def _parse_int(value: Any, column: str) -> int:
+  try:
+    number = float(value)
+  except (TypeError, ValueError):
+    raise ValueError(f"{column}={value!r} is not an integer") from None
+  if not number.is_integer():
+    raise ValueError(f"{column}={value!r} is not an integer")
+  return int(number)
+
+
+@dataclasses.dataclass(frozen=True)
+class TopologySpec:
+  """One topology as a value: family ``name``, output width ``n``, input width ``n_in``, and the
+  ``make()`` parameters as given (sorted pairs; defaults are not filled in, so ``key`` is the
+  same string for the same request). Frozen and hashable; validated on construction.
+
+  ``TopologySpec("random", 1024, params={"fan_in": 4}).make()`` is
+  ``make("random", 1024, fan_in=4)``.
+  """
+
+  name: str
+  n: int
+  n_in: int | None = None
+  params: tuple[tuple[str, Any], ...] | dict[str, Any] = ()
+
+  def __post_init__(self):
+    fam = family(self.name)
+    n = _check_int("n", self.n, minimum=1)
+    n_in = n if self.n_in is None else _check_int("n_in", self.n_in, minimum=1)
+    params = tuple(sorted(dict(self.params).items()))
+    object.__setattr__(self, "n", n)
+    object.__setattr__(self, "n_in", n_in)
+    object.__setattr__(self, "params", params)
+    _normalise(fam.name, n, n_in, dict(params))  # raises on a bad spec, before any build
+
+  @classmethod
+  def of(cls, name: str, n: int, *, n_in: int | None = None, **params: Any) -> TopologySpec:
+    """``TopologySpec.of("butterfly", 1024, radix=2)``: the spec of ``make(...)``'s arguments."""
+    return cls(name, n, n_in, params)
+
+  @classmethod
+  def from_topology(cls, t: Topology) -> TopologySpec:
+    """The (normalised) spec that built ``t``: ``from_topology(t).make() == t``."""
+    params = {k: v for k, v in t.spec if k not in ("n", "n_in")}
+    return cls(t.name, t.n_out, t.n_in, params)
+
+  @property
+  def family(self) -> Family:
+    return family(self.name)
+
+  def kwargs(self) -> dict[str, Any]:
+    """The ``make()`` keyword parameters (as given, defaults not filled in)."""
+    return dict(self.params)
+
+  def normalised(self) -> TopologySpec:
+    """The same topology with every default filled in (equal tables, canonical params)."""
+    return TopologySpec(
+      self.name, self.n, self.n_in, _normalise(self.name, self.n, self.n_in, self.kwargs())
+    )
+
+  def make(self) -> Topology:
+    """The :class:`Topology` (cached by :func:`make`)."""
+    return make(self.name, self.n, n_in=self.n_in, **self.kwargs())
+
+  @property
+  def num_params(self) -> int:
+    """Trainable weights, from the family's formula (no tables built)."""
+    return num_params_of(self.name, self.n, n_in=self.n_in, **self.kwargs())
+
+  @property
+  def key(self) -> str:
+    """Canonical string ``family:n:k=v,...`` (params sorted; ``n_in=`` listed when != n)."""
+    items = dict(self.params)
+    if self.n_in != self.n:
+      items["n_in"] = self.n_in
+    return f"{self.name}:{self.n}:" + ",".join(f"{k}={items[k]}" for k in sorted(items))
+
+  def to_row(self) -> dict[str, Any]:
+    """The :data:`ROW_COLUMNS` of a results row (normalised values; ``""`` where the family has
+    no such parameter), as ``nf_jax.sweep.result_row`` writes them."""
+    spec = _normalise(self.name, self.n, self.n_in, self.kwargs())
+    row: dict[str, Any] = {"name": self.name, "n": self.n, "n_in": self.n_in}
+    row.update({c: spec.get(c, "") for c in _INT_COLUMNS})
+    row["skip"] = spec["skip"]
+    row["topology_seed"] = spec.get("seed", "")
+    return row
+
+  @classmethod
+  def from_row(cls, row: dict[str, Any]) -> TopologySpec:
+    """The spec of a results row (strings as read by ``csv.DictReader``, or :meth:`to_row`).
+
+    Empty cells are absent parameters; an empty ``n_in`` means ``n``; ``topology_seed`` is read
+    for seeded families only (``Family.seeded``) and ignored for the others.
+
+    Raises:
+      ValueError: a missing column or a cell that is not a number/boolean (column named).
+    """
+    missing = [c for c in ("name", "n") if c not in row]
+    if missing:
+      raise ValueError(f"row lacks the columns {missing}; a topology row has {ROW_COLUMNS}")
+    name = str(row["name"]).strip()
+    fam = family(name)
+    params: dict[str, Any] = {}
+    for column in _INT_COLUMNS:
+      cell = row.get(column, "")
+      if str(cell).strip() != "":
+        params[column] = _parse_int(cell, column)
+    if str(row.get("skip", "")).strip() != "":
+      params["skip"] = _parse_bool(row["skip"], "skip")
+    seed = row.get("topology_seed", "")
+    if fam.seeded and str(seed).strip() != "":
+      params["seed"] = _parse_int(seed, "topology_seed")
+    n_in = row.get("n_in", "")
+    return cls(
+      name,
+      _parse_int(row["n"], "n"),
+      None if str(n_in).strip() == "" else _parse_int(n_in, "n_in"),
+      params,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -718,6 +1183,20 @@ def _column_totals(t: Topology) -> np.ndarray:
       nxt += counts[skip].sum(1)
     counts = nxt
   return counts
+
+
+def _load_plugins() -> None:
+  """Imports every module of :mod:`nf_jax.families`: each registers its Family."""
+  import importlib
+  import pkgutil
+
+  from nf_jax import families as plugins
+
+  for info in sorted(pkgutil.iter_modules(plugins.__path__), key=lambda i: i.name):
+    importlib.import_module(f"{plugins.__name__}.{info.name}")
+
+
+_load_plugins()
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ class ModelSpec:
   """One MLP classifier (hashable; equal specs build equal models).
 
   Attributes:
-    name: a topology family (``T.FAMILIES``) for cascade layers, or ``"dense"`` for nn.Dense.
+    name: a topology family (``T.families()``) for cascade layers, or ``"dense"`` for nn.Dense.
     n: hidden width.
     num_layers: number of hidden layers (each a cascade ``[.., n_in_l] -> [.., n]``).
     topology: sorted ``(key, value)`` pairs passed to ``T.make`` (``depth``, ``radix``,
@@ -89,8 +89,8 @@ class ModelSpec:
   train_seed: int = 0
 
   def __post_init__(self):
-    if self.name not in T.FAMILIES:
-      raise ValueError(f"name={self.name!r} is not one of {T.FAMILIES}")
+    if self.name not in T.families():
+      raise ValueError(f"name={self.name!r} is not one of {T.families()}")
     if self.weight_init not in INITS:
       raise ValueError(f"weight_init={self.weight_init!r} is not one of {INITS}")
     if self.num_layers < 1:
@@ -282,14 +282,15 @@ def group_compatible(
   """Splits ``specs`` into groups of equal :func:`shape_signature`, in first-seen order.
 
   With ``mix_tables=False``, models with different tables go to different groups, except
-  ``random`` ones (which always run on the gather kernel): a group whose tables differ must use
+  those of families without block structure (``Family.block_structured``, e.g. ``random``,
+  which always run on the gather kernel): a group whose tables differ must use
   the ``xla_gather`` kernel, several times slower on CPU than ``xla_blocked`` for the
   block-structured families, so mixing them costs more than the extra programs.
   """
   groups: dict[tuple, list[ModelSpec]] = {}
   for spec in specs:
     key = shape_signature(spec, d_in)
-    if not mix_tables and not spec.is_dense and spec.name != "random":
+    if not mix_tables and not spec.is_dense and T.family(spec.name).block_structured:
       key = key + tuple(t.fingerprint for t in spec.topologies(d_in))
     groups.setdefault(key, []).append(spec)
   return list(groups.values())

@@ -200,7 +200,7 @@ def test_space_benchmark_config_covers_the_whole_space():
   specs = sweep.model_specs(config)
   assert len(config.seeds) >= 2 and config.space_hash == ST.space_hash()
   assert config.validation_size == 10000
-  covered = {ST._identity(sweep.result_row(s)) for s in specs}
+  covered = {ST.row_identity(sweep.result_row(s)) for s in specs}
   for spec in PP.topology_space():
     assert ST.spec_identity(spec) in covered, spec
   assert any(s.is_dense for s in specs)  # the nn.Dense baseline rides along
