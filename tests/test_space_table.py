@@ -131,7 +131,8 @@ def test_pareto_reads_measured_accuracy_from_the_table(tmp_path):
   path = str(tmp_path / "table.csv")
   table = _space_table(path, np.random.default_rng(0))
   workdir = str(tmp_path / "run")
-  res = PA.run(PA.SearchConfig(accuracy="table", table=path, **TINY), workdir, progress=False)
+  config = PA.SearchConfig(accuracy="table", table=path, **{**TINY, "generations": 1})
+  res = PA.run(config, workdir, progress=False)
   assert res.calibration is None  # a complete table: nothing predicted
   rows = _csv(os.path.join(workdir, "evaluations.csv"))
   assert len(rows) == len(res.genomes)
@@ -153,28 +154,26 @@ def test_pareto_reads_measured_accuracy_from_the_table(tmp_path):
 
 
 def test_partial_table_predicts_the_rest_with_intervals_and_flags(tmp_path):
+  from nf_jax import pareto_search as PS
+
   path = str(tmp_path / "table.csv")
   table = _space_table(path, np.random.default_rng(1), drop_family="clos")
-  workdir = str(tmp_path / "run")
-  res = PA.run(
-    PA.SearchConfig(accuracy="table", table=path, **{**TINY, "generations": 4}),
-    workdir,
-    progress=False,
+  config = PA.SearchConfig(accuracy="table", table=path, **TINY)
+  fn, cal, describe = PS.table_accuracy_fn(config)
+  assert cal is not None and cal.num_rows == len(table)
+  space = PP.topology_space()
+  clos = [s for s in space if s[0] == "clos"]
+  measured = [s for s in space if s[0] != "clos"][:20]
+  # Measured topologies read the table exactly; the others are predicted, never measured.
+  np.testing.assert_allclose(
+    fn(measured), [table[PP.topology_key(*s)]["val_mean"] for s in measured]
   )
-  assert res.calibration is not None and res.calibration.num_rows == len(table)
-  kinds = set()
-  for row in _csv(os.path.join(workdir, "evaluations.csv")):
-    family = row["family"]
-    kinds.add(row["accuracy_kind"])
-    if family == "clos":  # never trained: predicted, with an interval, flagged
-      assert row["accuracy_kind"] == "predicted"
-      lo, acc, hi = (float(row[c]) for c in ("accuracy_lo", "accuracy", "accuracy_hi"))
-      assert lo <= acc <= hi and hi - lo > 0
-      assert "family clos never trained" in row["outside_calibration"]
-      assert row["test_accuracy"] == ""  # nothing measured to show
-    else:
-      assert row["accuracy_kind"] == "measured"
-  assert "measured" in kinds
+  assert all(d["accuracy_kind"] == "measured" for d in describe(measured))
+  acc = fn(clos)
+  for a, d in zip(acc, describe(clos)):  # never trained: an interval and the flag
+    assert d["accuracy_kind"] == "predicted" and "test_accuracy" not in d
+    assert d["accuracy_lo"] <= a <= d["accuracy_hi"] and d["accuracy_hi"] > d["accuracy_lo"]
+    assert "family clos never trained" in d["outside_calibration"]
 
 
 def test_calibrated_region_flags_by_hand():
