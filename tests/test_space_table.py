@@ -234,3 +234,29 @@ def test_benchmark_report_selects_on_validation_and_pairs_by_band():
   claim = report.claim_test(table)
   assert claim["bands_with_claimed"] == 2 and claim["claimed_wins"] == 1
   assert claim["mean_test_difference"] == pytest.approx((-0.02 - 0.05) / 2)
+
+
+def test_judge_compares_calibration_sets_by_leave_one_out_error():
+  import importlib.util
+
+  path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "judge_scores.py")
+  spec = importlib.util.spec_from_file_location("judge_scores", path)
+  judge = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(judge)
+
+  rng = np.random.default_rng(0)
+  k = 40
+  hidden = 10 ** rng.uniform(3, 6, k)
+  val = 0.80 + 0.02 * np.log10(hidden)  # accuracy is a function of the count alone
+  scores = {name: rng.normal(size=k) for name in ("fit_score", *judge.C.STRUCTURAL_FEATURES)}
+  rows = {r["features"]: r for r in judge.compare_calibrations(scores, hidden, val)}
+  assert set(rows) == {"+".join(s) for s in judge.CALIBRATION_SETS}
+  # An exact linear law: the log-params ridge's only LOO error is its shrinkage (lam=1),
+  # far below the mean-only baseline, and below the sets that add noise features.
+  only = rows["log_params"]
+  assert only["loo_mae"] < 0.1 * only["baseline_mae"]
+  assert only["loo_mae"] < rows["fit_score+log_params"]["loo_mae"]
+  # The baseline is the brute-force leave-one-out mean predictor.
+  brute = np.mean([abs(np.delete(val, i).mean() - val[i]) for i in range(k)])
+  assert only["baseline_mae"] == pytest.approx(brute)
+  assert "Smallest LOO error: **log_params**" in judge.calibration_report(list(rows.values()))
