@@ -260,3 +260,56 @@ def test_judge_compares_calibration_sets_by_leave_one_out_error():
   brute = np.mean([abs(np.delete(val, i).mean() - val[i]) for i in range(k)])
   assert only["baseline_mae"] == pytest.approx(brute)
   assert "Smallest LOO error: **log_params**" in judge.calibration_report(list(rows.values()))
+
+
+def _experiments_module(name: str):
+  import importlib
+  import sys
+
+  experiments = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
+  if experiments not in sys.path:
+    sys.path.insert(0, experiments)
+  return importlib.import_module(name)
+
+
+def test_benchmark_parts_partition_the_benchmark():
+  full = _experiments_module("configs.space_benchmark").get_config()
+  part = _experiments_module("configs.space_benchmark_part")
+  parts = [part.get_config(f"{k}/3") for k in range(3)]
+  assert sorted(repr(e) for p in parts for e in p.models) == sorted(repr(e) for e in full.models)
+  assert [bool(p.include_dense) for p in parts] == [True, False, False]
+  assert all(sweep.recipe(p) == sweep.recipe(full) for p in parts)  # each resumes the benchmark
+  for bad in (None, "2/2", "x/2", "1"):
+    with pytest.raises(ValueError, match="k/m|0 <= k < m"):
+      part.get_config(bad)
+
+
+def test_merge_workdirs_unions_rows_and_curves_and_refuses_another_recipe(tmp_path):
+  merge = _experiments_module("merge_workdirs")
+  committed = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "experiments", "results", "space_benchmark"
+  )
+  rows = sweep.read_results(os.path.join(committed, "results.csv"))
+  curves = sweep.read_curves(os.path.join(committed, "curves.jsonl"))
+  with open(os.path.join(committed, "recipe.json")) as f:
+    recipe = f.read()
+  key = lambda r: sweep.model_key(r, r["epochs"])  # noqa: E731
+  halves = {"a": rows[: len(rows) // 2 + 5], "b": rows[len(rows) // 2 :]}  # 5 rows in both
+  for name, part in halves.items():
+    d = tmp_path / name
+    d.mkdir()
+    sweep.write_results(str(d / "results.csv"), part)
+    keys = {key(r) for r in part}
+    sweep.write_curves(str(d / "curves.jsonl"), [c for c in curves if tuple(c["key"]) in keys])
+    (d / "recipe.json").write_text(recipe)
+  into = str(tmp_path / "merged")
+  added = merge.merge(into, [str(tmp_path / "a"), str(tmp_path / "b")])
+  assert sum(added.values()) == len(rows)  # the 5 shared rows are kept once
+  merged = sweep.read_results(os.path.join(into, "results.csv"))
+  assert sorted(map(key, merged)) == sorted(map(key, rows))
+  merged_curves = sweep.read_curves(os.path.join(into, "curves.jsonl"))
+  assert len(merged_curves) == len(curves)
+  (tmp_path / "b" / "recipe.json").write_text(recipe.replace("0.003", "0.01"))
+  with pytest.raises(ValueError, match="another recipe"):
+    merge.merge(str(tmp_path / "merged2"), [str(tmp_path / "a"), str(tmp_path / "b")])
+  assert not os.path.exists(tmp_path / "merged2" / "results.csv")
