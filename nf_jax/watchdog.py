@@ -29,8 +29,17 @@ import time
 from absl import logging
 
 RESTARTS_ENV = "NF_WATCHDOG_RESTARTS"
+# A missed deadline with at least this share of one core's CPU time spent since the promise is
+# a slow process (starved by other jobs, or a compile longer than planned), not the wedge this
+# guards against (every thread parked, 0% CPU): the deadline is extended, up to
+# MAX_EXTENSIONS times per promise, instead of throwing the work away.
+BUSY_CPU_SHARE = 0.05
+MAX_EXTENSIONS = 10
 
 _deadline: float | None = None
+_within = 0.0
+_cpu_at_promise = 0.0
+_extensions = 0
 _what = ""
 _lock = threading.Lock()
 _started = False
@@ -38,10 +47,34 @@ _started = False
 
 def beat(within_s: float, what: str = "") -> None:
   """Promises the next beat within ``within_s`` seconds (``what``: the work in flight, logged)."""
-  global _deadline, _what
+  global _deadline, _what, _within, _cpu_at_promise, _extensions
   with _lock:
     _deadline = time.monotonic() + within_s
+    _within = within_s
+    _cpu_at_promise = time.process_time()
+    _extensions = 0
     _what = what
+
+
+def _extend_if_busy() -> bool:
+  """Extends a missed deadline of a process that is using CPU; False if it looks wedged."""
+  global _deadline, _cpu_at_promise, _extensions
+  cpu = time.process_time() - _cpu_at_promise  # every thread of this process
+  if _extensions >= MAX_EXTENSIONS or cpu < BUSY_CPU_SHARE * _within:
+    return False
+  _extensions += 1
+  logging.warning(
+    "watchdog: %r is past its %.1f s deadline but used %.1f s of CPU since: slow, not wedged; "
+    "extending (%d of at most %d)",
+    _what,
+    _within,
+    cpu,
+    _extensions,
+    MAX_EXTENSIONS,
+  )
+  _deadline = time.monotonic() + _within
+  _cpu_at_promise = time.process_time()
+  return True
 
 
 def _process_group() -> tuple[int, int]:
@@ -86,7 +119,9 @@ def _restart(max_restarts: int, group: tuple[int, int]) -> None:
 
 def start(first_beat_within_s: float, max_restarts: int = 5, poll_s: float = 5.0) -> None:
   """Starts the monitor thread; a missed deadline re-executes the process (``sys.orig_argv``),
-  or, in a multi-host group, exits it (status 3; see the module docstring).
+  or, in a multi-host group, exits it (status 3; see the module docstring). A process that
+  used CPU since its promise (:data:`BUSY_CPU_SHARE`) is slow, not wedged: its deadline is
+  extended instead, at most :data:`MAX_EXTENSIONS` times per promise.
 
   Call it after :func:`jax.distributed.initialize` (:mod:`nf_jax.distributed`), so that the
   group is known.
@@ -113,6 +148,7 @@ def start(first_beat_within_s: float, max_restarts: int = 5, poll_s: float = 5.0
       time.sleep(poll_s)
       with _lock:
         late = _deadline is not None and time.monotonic() > _deadline
+        late = late and not _extend_if_busy()
       if late:
         _restart(max_restarts, group)
 

@@ -20,15 +20,20 @@ SCRIPT = textwrap.dedent(
   if restarts < int(sys.argv[2]):
     watchdog.beat(0.3, "wedged step")
     time.sleep(60)  # stands in for a deadlocked XLA call
+  if len(sys.argv) > 3:  # a slow but busy step: 1 s of CPU against a 0.3 s promise
+    watchdog.beat(0.3, "slow step")
+    t = time.process_time()
+    while time.process_time() - t < 1.0:
+      pass
   print(f"finished after {restarts} restarts", flush=True)
   """
 )
 
 
-def run(max_restarts: int, wedged_runs: int) -> subprocess.CompletedProcess:
+def run(max_restarts: int, wedged_runs: int, *extra: str) -> subprocess.CompletedProcess:
   env = {k: v for k, v in os.environ.items() if k != "NF_WATCHDOG_RESTARTS"}
   return subprocess.run(
-    [sys.executable, "-c", SCRIPT, str(max_restarts), str(wedged_runs)],
+    [sys.executable, "-c", SCRIPT, str(max_restarts), str(wedged_runs), *extra],
     capture_output=True,
     text=True,
     timeout=50,
@@ -57,3 +62,13 @@ def test_beats_keep_a_healthy_process_alive():
   assert done.returncode == 0, done.stderr[-2000:]
   assert "finished after 0 restarts" in done.stdout
   assert "re-executing" not in done.stderr
+
+
+def test_a_slow_busy_step_is_extended_not_restarted():
+  # Starved by other jobs or compiling longer than planned, the process still burns CPU; only
+  # a parked process (0% CPU, the XLA:CPU wedge) is re-executed.
+  done = run(5, 0, "slow")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "finished after 0 restarts" in done.stdout
+  assert "re-executing" not in done.stderr
+  assert "slow, not wedged" in done.stderr and "slow step" in done.stderr
