@@ -66,12 +66,17 @@ def gene_table(fronts: dict[str, np.ndarray]) -> str:
   return "\n".join(lines)
 
 
-def stats(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, float]:
-  """Medians over a front's designs, simulated under ``mapping``."""
+def simulate(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, np.ndarray]:
   use_mapping(mapping)
   wls = [PP.model_workload(PP.decode_topology(x), batch) for x in genomes]
-  sim = PP.simulate_pairs(PP.decode_hw(genomes), wls)
-  pes = np.asarray(PP.decode_hw(genomes).rows, float) * np.asarray(PP.decode_hw(genomes).cols)
+  return PP.simulate_pairs(PP.decode_hw(genomes), wls)
+
+
+def stats(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, float]:
+  """Medians over a front's designs, simulated under ``mapping``."""
+  sim = simulate(genomes, mapping, batch)
+  cfg = PP.decode_hw(genomes)
+  pes = np.asarray(cfg.rows, float) * np.asarray(cfg.cols)
   return dict(
     memory_stall=float(np.median(sim["stall_memory"] / sim["cycles"])),
     dram_words_per_sample=float(np.median(sim["dram_words"] / batch)),
@@ -111,6 +116,14 @@ def main() -> None:
         f"{s['throughput']:10.0f}/s, area {s['area_mm2']:6.2f} mm2, power {s['power_w']:.3f} W, "
         f"{s['pes']:.0f} PEs"
       )
+  both = np.unique(np.concatenate(list(fronts.values())), axis=0)
+  sims = {mapping: simulate(both, mapping, batch) for mapping in fronts}
+  print(
+    f"objectives of the {len(both)} designs on either front, mapped / scalesim (p10 median p90):"
+  )
+  for key in ("throughput", "latency_b1_s", "power_w", "dram_words", "area_mm2"):
+    q = np.quantile(sims["latency"][key] / sims["scalesim"][key], [0.1, 0.5, 0.9])
+    print(f"  {key:<13} {q[0]:.3f} {q[1]:.3f} {q[2]:.3f}")
 
 
 if __name__ == "__main__":
