@@ -176,9 +176,8 @@ def _costs(
   d_sr = jnp.where(is_os, m, k)
   d_sc = jnp.where(df == 2, m, n)
   overhead = jnp.where(is_os, r + c - 2.0, 2.0 * r + c - 2.0)
-  # ``fold_overhead`` 0 overlaps every fold's preload and skew with the previous fold (a what-if
-  # of benchmarks/mapper_tail.py; the simulator always passes SCALE-Sim's 1).
-  overhead = overhead * sc.get("fold_overhead", 1.0)
+  if "fold_overhead" in sc:  # 0 overlaps each fold's preload and skew (benchmarks/mapper_tail.py)
+    overhead = overhead * sc["fold_overhead"]
   compute = fr * fc * (d_t + n_t * overhead)  # elapsed cycles
   # SRAM accesses summed over tiles (the closed form of nf_jax.hw.gemm, tile by tile).
   streamed = d_t * d_sr * fc
