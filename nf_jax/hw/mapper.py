@@ -47,7 +47,8 @@ Cost of one mapping (all float32, elementwise):
   rest) before the remaining iterations' compute, so the latency is at least
   ``(those words + last C tile) / bw + compute after that iteration + one step's compute``. The
   model takes the larger of the two. It is never below ``max(compute, compulsory words / bw)``
-  (:func:`lower_bound_cycles_one`).
+  (:func:`lower_bound_cycles_one`), nor below the capacity-aware
+  :func:`io_lower_bound_cycles_one` (which the split, double-buffered SRAMs cannot always reach).
 * **Energy** (tie-break, or the objective with ``objective="energy"``): DRAM words and the SRAM
   accesses of the tiled schedule at the per-access figures of :mod:`nf_jax.hw.energy`.
 
