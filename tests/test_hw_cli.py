@@ -56,3 +56,15 @@ def test_benchmark_smoke_jax_half():
     timeout=300,
   )
   assert "configs/min" in proc.stdout
+
+
+def test_mapper_tail_benchmark_smoke():
+  # The script asserts internally that neither the mapper nor brute force beats the I/O bound.
+  proc = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "benchmarks", "mapper_tail.py"), "--smoke"],
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert "mapper / brute force on the tail" in proc.stdout

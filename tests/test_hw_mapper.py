@@ -367,3 +367,48 @@ def test_cascade_batch_tile_is_the_brute_force_minimum():
     np.testing.assert_allclose(out["cycles"][0], best, rtol=1e-5, err_msg=str((filt_kb, if_kb)))
     memory_bound += out["cycles"][0] > 1.01 * compute[0]
   assert memory_bound >= 2  # the batch tile matters in these cases
+
+
+def test_io_lower_bound_holds_for_every_replayed_mapping_and_the_mapper():
+  # A tiny-SRAM case where the Hong-Kung term exceeds the compulsory words, so the bound binds.
+  m = n = k = 64
+  cfg = hw.make_config(
+    rows=2, cols=2, dataflow=0, precision=0, ifmap_sram_kb=0.125, filter_sram_kb=0.125,
+    ofmap_sram_kb=0.125, dram_bw_gbs=1.0, clock_ghz=1.0,
+  )  # fmt: skip
+  one = jax.tree.map(jnp.asarray, cfg)
+  io = float(mapper.io_lower_bound_words_one(one, m, n, k))
+  s = 3 * 128 + 3 * 4  # three 128-word SRAMs and three words per PE of the 2x2 array
+  assert io == pytest.approx(math.sqrt(2) * m * n * k / math.sqrt(s) - 4 * s, rel=1e-5)
+  assert io > m * k + k * n + m * n  # the capacity term binds
+  cd = _cfg_dict(cfg)
+  replayed = 0
+  for order in mapper.ORDERS:
+    for tm, tn, tk in itertools.product((4, 8, 16, 64), repeat=3):
+      sim = loop_nest(cd, m, n, k, order, tm, tn, tk)
+      if sim is not None:
+        replayed += 1
+        assert sim["reads"] + sim["writes"] >= io, (order, tm, tn, tk)
+  assert replayed > 10
+  got = mapper.map_gemm(cfg, m, n, k)
+  words = got["dram_read_a"] + got["dram_read_b"] + got["dram_read_c"] + got["dram_write"]
+  assert words[0] >= io
+  assert got["cycles"][0] >= got["io_lower_bound_cycles"][0] >= got["lower_bound_cycles"][0]
+
+
+SRAM_FIELDS = ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")
+
+
+def test_io_lower_bound_never_exceeds_the_mapper_on_random_configs():
+  cfg, (m, n, k) = _random_configs(96, seed=11)
+  # Half of them with 1 KiB SRAMs and at most 8x8 PEs, where the capacity term can bind.
+  small = np.arange(96) % 2 == 0
+  cfg = cfg._replace(
+    rows=np.where(small, np.minimum(cfg.rows, 8), cfg.rows).astype(cfg.rows.dtype),
+    cols=np.where(small, np.minimum(cfg.cols, 8), cfg.cols).astype(cfg.cols.dtype),
+    **{f: np.where(small, 1.0, getattr(cfg, f)).astype(np.float32) for f in SRAM_FIELDS},
+  )
+  out = mapper.map_gemm(cfg, m, n, k)
+  assert np.all(out["io_lower_bound_cycles"] >= out["lower_bound_cycles"] * (1 - 1e-6))
+  assert np.all(out["cycles"] >= out["io_lower_bound_cycles"] * (1 - 1e-5))
+  assert np.any(out["io_lower_bound_cycles"] > 1.01 * out["lower_bound_cycles"])

@@ -10,7 +10,8 @@
   (default, :mod:`nf_jax.hw.mapper`) or SCALE-Sim's fold order (``"scalesim"``).
   :func:`evaluate_pairs` runs config ``i`` on workload ``i``. ``calibration="silicon"`` scales
   area and MAC energy by overhead factors fitted on published chips (:mod:`nf_jax.hw.calibration`).
-* :func:`map_gemm`: the chosen mapping of one GEMM on every config, with its lower bound.
+* :func:`map_gemm`: the chosen mapping of one GEMM on every config, with two lower bounds
+  (compulsory DRAM words, and a Hong-Kung I/O bound for the chip's on-chip capacity).
 * ``python -m nf_jax.hw`` sweeps a grid and plots the trade-offs.
 """
 

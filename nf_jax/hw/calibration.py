@@ -16,6 +16,13 @@ fitted by least squares on log(area) over a dense grid of the two factors (deter
 ``mac_energy`` is the geometric mean of published / modelled energy per MAC over the fit rows.
 ``python -m nf_jax.hw.calibration`` refits from the table and prints the per-chip errors before
 and after; :data:`nf_jax.hw.energy.CALIBRATED` holds the result (a test checks they agree).
+
+A second, report-only model (:func:`fit_fixed`) adds what a whole-die figure includes beyond the
+modelled units: a fixed chip area ``area_fixed_mm2`` (pads, PHYs, control, clock generation;
+mm^2 at 45 nm, scaled by :func:`nf_jax.hw.energy.area_scale`) and a fixed chip power
+``power_fixed_w`` (clock tree, I/O, control; W at 45 nm, scaled by
+:func:`nf_jax.hw.energy.energy_scale`, charged per MAC at the chip's MAC rate). It nests the
+three-factor model (both fixed terms may be 0), so it never fits the ``fit`` rows worse.
 """
 
 from __future__ import annotations
@@ -75,14 +82,22 @@ def published_pj_per_mac(chip: dict[str, Any]) -> float:
   return chip["power_w"] / chip["mac_per_s"] * 1e12
 
 
-def fit(chips: list[dict[str, Any]]) -> dict[str, float]:
-  """Fits the three factors on the ``fit`` rows (see module docstring)."""
+def _fit_rows(chips: list[dict[str, Any]], terms: int) -> tuple[list, list, np.ndarray, np.ndarray]:
+  """The ``fit`` rows (at least ``terms`` of them), their uncalibrated model, PE and SRAM area."""
   rows = [c for c in chips if c["split"] == "fit"]
-  if len(rows) < 2:
-    raise ValueError(f"need at least 2 'fit' chips to fit two area factors; got {len(rows)}")
+  if len(rows) < terms:
+    raise ValueError(
+      f"need at least {terms} 'fit' chips to fit {terms} area terms; got {len(rows)}"
+    )
   base = [modelled(c) for c in rows]
   pe = np.array([b["area_pe_mm2"] for b in base])
   sram = np.array([b["area_sram_mm2"] for b in base])
+  return rows, base, pe, sram
+
+
+def fit(chips: list[dict[str, Any]]) -> dict[str, float]:
+  """Fits the three factors on the ``fit`` rows (see module docstring)."""
+  rows, base, pe, sram = _fit_rows(chips, 2)
   target = np.log([c["area_mm2"] for c in rows])
   ks = np.logspace(-1.0, 2.0, 1201)  # factors 0.1 .. 100, 0.25 % steps
   pred = np.log(ks[:, None, None] * pe + ks[None, :, None] * sram)
@@ -94,11 +109,56 @@ def fit(chips: list[dict[str, Any]]) -> dict[str, float]:
   )
 
 
-def report(chips: list[dict[str, Any]], factors: dict[str, float]) -> list[dict[str, Any]]:
+def _fixed_terms(chip: dict[str, Any]) -> tuple[float, float]:
+  """mm^2 of 1 mm^2 (45 nm) of fixed area, and pJ per MAC of 1 W (45 nm) of fixed power."""
+  node = chip["node_nm"]
+  return float(E.area_scale(node)), float(E.energy_scale(node)) / chip["mac_per_s"] * 1e12
+
+
+def modelled_fixed(chip: dict[str, Any], factors: dict[str, float]) -> dict[str, float]:
+  """:func:`modelled` plus the fixed chip area and power of :func:`fit_fixed`'s factors."""
+  out = modelled(chip, factors)
+  area1, pj1 = _fixed_terms(chip)
+  out["area_mm2"] += factors["area_fixed_mm2"] * area1
+  out["pj_per_mac"] += factors["power_fixed_w"] * pj1
+  return out
+
+
+def fit_fixed(chips: list[dict[str, Any]]) -> dict[str, float]:
+  """Fits the three factors plus a fixed chip area and power on the ``fit`` rows (module
+  docstring): least squares on log(area) and log(energy per MAC) over dense grids."""
+  rows, base, pe, sram = _fit_rows(chips, 3)
+  mac = np.array([b["pj_per_mac"] for b in base])
+  area1, pj1 = np.array([_fixed_terms(c) for c in rows]).T
+  ks = np.logspace(-1.0, 2.0, 301)  # factors 0.1 .. 100, 2.3 % steps
+  fixed = np.concatenate([[0.0], np.logspace(-3.0, 3.0, 301)])  # 0, then 1e-3 .. 1e3
+  target = np.log([c["area_mm2"] for c in rows])
+  best = (np.inf, 0, 0, 0)
+  for f, a0 in enumerate(fixed):
+    pred = np.log(ks[:, None, None] * pe + ks[None, :, None] * sram + a0 * area1)
+    err = np.sum((pred - target) ** 2, axis=-1)
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    best = min(best, (float(err[i, j]), i, j, f))
+  _, i, j, f = best
+  target = np.log([published_pj_per_mac(c) for c in rows])
+  pred = np.log(ks[:, None, None] * mac + fixed[None, :, None] * pj1)
+  u, v = np.unravel_index(np.argmin(np.sum((pred - target) ** 2, axis=-1)), pred.shape[:2])
+  return dict(
+    pe_area=float(ks[i]),
+    sram_area=float(ks[j]),
+    area_fixed_mm2=float(fixed[f]),
+    mac_energy=float(ks[u]),
+    power_fixed_w=float(fixed[v]),
+  )
+
+
+def report(
+  chips: list[dict[str, Any]], factors: dict[str, float], model: Any = modelled
+) -> list[dict[str, Any]]:
   """Per chip: published vs modelled area and energy per MAC, before and after calibration."""
   out = []
   for c in chips:
-    before, after = modelled(c), modelled(c, factors)
+    before, after = modelled(c), model(c, factors)
     pub_e = published_pj_per_mac(c)
     out.append(
       dict(
@@ -119,16 +179,12 @@ def report(chips: list[dict[str, Any]], factors: dict[str, float]) -> list[dict[
   return out
 
 
-def main() -> None:
-  chips = load_chips()
-  factors = fit(chips)
-  print("fitted factors:", {k: round(v, 4) for k, v in factors.items()})
-  print("committed (nf_jax.hw.energy.CALIBRATED):", E.CALIBRATED)
+def _print_table(rows: list[dict[str, Any]]) -> None:
   print(
     f"{'chip':<11} {'split':<8} {'area mm2':>9} {'model':>8} {'err':>7} {'calib':>8} {'err':>7}"
     f" {'pJ/MAC':>8} {'model':>7} {'err':>7} {'calib':>7} {'err':>7}"
   )
-  for r in report(chips, factors):
+  for r in rows:
     print(
       f"{r['name']:<11} {r['split']:<8} {r['area_mm2']:>9.2f} {r['area_before']:>8.2f} "
       f"{100 * r['area_err_before']:>6.0f}% {r['area_after']:>8.2f} "
@@ -136,6 +192,19 @@ def main() -> None:
       f" {r['pj_per_mac']:>8.3f} {r['pj_before']:>7.3f} {100 * r['energy_err_before']:>6.0f}%"
       f" {r['pj_after']:>7.3f} {100 * r['energy_err_after']:>6.0f}%"
     )
+
+
+def main() -> None:
+  chips = load_chips()
+  factors = fit(chips)
+  print("fitted factors:", {k: round(v, 4) for k, v in factors.items()})
+  print("committed (nf_jax.hw.energy.CALIBRATED):", E.CALIBRATED)
+  _print_table(report(chips, factors))
+  fixed = fit_fixed(chips)
+  print(
+    "with a fixed chip area and power (report only):", {k: round(v, 4) for k, v in fixed.items()}
+  )
+  _print_table(report(chips, fixed, modelled_fixed))
 
 
 if __name__ == "__main__":

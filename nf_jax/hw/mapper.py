@@ -47,7 +47,8 @@ Cost of one mapping (all float32, elementwise):
   rest) before the remaining iterations' compute, so the latency is at least
   ``(those words + last C tile) / bw + compute after that iteration + one step's compute``. The
   model takes the larger of the two. It is never below ``max(compute, compulsory words / bw)``
-  (:func:`lower_bound_cycles_one`).
+  (:func:`lower_bound_cycles_one`), nor below the capacity-aware
+  :func:`io_lower_bound_cycles_one` (which the split, double-buffered SRAMs cannot always reach).
 * **Energy** (tie-break, or the objective with ``objective="energy"``): DRAM words and the SRAM
   accesses of the tiled schedule at the per-access figures of :mod:`nf_jax.hw.energy`.
 
@@ -176,6 +177,8 @@ def _costs(
   d_sr = jnp.where(is_os, m, k)
   d_sc = jnp.where(df == 2, m, n)
   overhead = jnp.where(is_os, r + c - 2.0, 2.0 * r + c - 2.0)
+  if "fold_overhead" in sc:  # 0 overlaps each fold's preload and skew (benchmarks/mapper_tail.py)
+    overhead = overhead * sc["fold_overhead"]
   compute = fr * fc * (d_t + n_t * overhead)  # elapsed cycles
   # SRAM accesses summed over tiles (the closed form of nf_jax.hw.gemm, tile by tile).
   streamed = d_t * d_sr * fc
@@ -295,6 +298,26 @@ def _costs(
   )
 
 
+# Public names of the cost fields of :func:`_costs` (the rest are internal).
+_PUBLIC = dict(
+  cycles="cycles",
+  compute_cycles="compute",
+  dram_read_a="rd_a",
+  dram_read_b="rd_b",
+  dram_read_c="rd_c",
+  dram_write="wr_c",
+  ifmap_sram="sram_a",
+  filter_sram="sram_b",
+  ofmap_sram="sram_c",
+  energy_pj="energy_pj",
+)
+
+
+def _public(costs: dict) -> dict:
+  """The cost fields of one mapping under their public names (:data:`_PUBLIC`)."""
+  return {name: costs[key] for name, key in _PUBLIC.items()}
+
+
 def map_gemm_one(
   cfg: HwConfig, m: Any, n: Any, k: Any, objective: str = "latency", m_is_one: bool = False
 ) -> dict:
@@ -345,16 +368,7 @@ def map_gemm_one(
     jnp.asarray(_POS)[o],
   )
   return dict(
-    cycles=one["cycles"],
-    compute_cycles=one["compute"],
-    dram_read_a=one["rd_a"],
-    dram_read_b=one["rd_b"],
-    dram_read_c=one["rd_c"],
-    dram_write=one["wr_c"],
-    ifmap_sram=one["sram_a"],
-    filter_sram=one["sram_b"],
-    ofmap_sram=one["sram_c"],
-    energy_pj=one["energy_pj"],
+    **_public(one),
     prologue_words=one["pro"],
     epilogue_words=one["epi"],
     order=o.astype(F32),
@@ -382,41 +396,69 @@ def mapping_cost(
   one = _costs(
     _scalars(cfg), m, n, k, dim(m, tile_m), dim(n, tile_n), dim(k, tile_k), jnp.asarray(_POS)[order]
   )
-  return dict(
-    cycles=one["cycles"],
-    compute_cycles=one["compute"],
-    dram_read_a=one["rd_a"],
-    dram_read_b=one["rd_b"],
-    dram_read_c=one["rd_c"],
-    dram_write=one["wr_c"],
-    ifmap_sram=one["sram_a"],
-    filter_sram=one["sram_b"],
-    ofmap_sram=one["sram_c"],
-    energy_pj=one["energy_pj"],
-  )
+  return _public(one)
 
 
-def lower_bound_cycles_one(cfg: HwConfig, m: Any, n: Any, k: Any) -> Any:
-  """``max(dataflow compute cycles, compulsory DRAM words / bw)`` (elapsed, float32 scalar).
-
-  Compute is SCALE-Sim's untiled fold schedule (``total_cycles + 1``); compulsory words move each
-  operand once: ``M K + K N + M N``.
-  """
+def untiled_compute_cycles_one(cfg: HwConfig, m: Any, n: Any, k: Any) -> Any:
+  """SCALE-Sim's untiled fold schedule of the dataflow, ``total_cycles + 1`` (float32 scalar)."""
   m, n, k = (jnp.asarray(x, F32) for x in (m, n, k))
   r, c, df = cfg.rows.astype(F32), cfg.cols.astype(F32), cfg.dataflow
   d_sr = jnp.where(df == 0, m, k)
   d_sc = jnp.where(df == 2, m, n)
   d_t = jnp.where(df == 0, k, jnp.where(df == 1, m, n))
   lines = jnp.where(df == 0, d_t + r + c - 2.0, d_t + 2.0 * r + c - 2.0)
-  compute = jnp.ceil(d_sr / r) * jnp.ceil(d_sc / c) * lines
+  return jnp.ceil(d_sr / r) * jnp.ceil(d_sc / c) * lines
+
+
+def lower_bound_cycles_one(cfg: HwConfig, m: Any, n: Any, k: Any) -> Any:
+  """``max(dataflow compute cycles, compulsory DRAM words / bw)`` (elapsed, float32 scalar).
+
+  Compute is :func:`untiled_compute_cycles_one`; compulsory words move each operand once:
+  ``M K + K N + M N``.
+  """
+  m, n, k = (jnp.asarray(x, F32) for x in (m, n, k))
   _, bw, _ = _capacities(cfg)
-  return jnp.maximum(compute, (m * k + k * n + m * n) / bw)
+  return jnp.maximum(untiled_compute_cycles_one(cfg, m, n, k), (m * k + k * n + m * n) / bw)
+
+
+def onchip_words(cfg: HwConfig) -> Any:
+  """Every word the chip can hold (float32): the three SRAMs plus three registers per PE (a
+  stationary operand, a moving operand and a partial sum), an upper bound on any dataflow's PE."""
+  (cap_a, cap_b, cap_c), _, _ = _capacities(cfg)
+  return cap_a + cap_b + cap_c + 3.0 * cfg.rows.astype(F32) * cfg.cols.astype(F32)
+
+
+def io_lower_bound_words_one(cfg: HwConfig, m: Any, n: Any, k: Any) -> Any:
+  """DRAM words ANY schedule of the GEMM must move with the chip's on-chip capacity ``S``.
+
+  ``max(M K + K N + M N, sqrt(2) M N K / sqrt(S) - 4 S)`` (float32 scalar). The second term is
+  the Hong-Kung segment argument (Hong and Kung, STOC 1981; constants as in Irony, Toledo and
+  Tiskin, JPDC 2004): cut the run into segments of ``4 S`` transfers. A segment can touch at
+  most ``S`` words held at its start, ``S`` held at its end and its ``4 S`` transfers, so its
+  multiply-adds use at most ``a + b + c <= 6 S`` entries of A, B and partial sums of C, and by the
+  Loomis-Whitney inequality do at most ``sqrt(a b c) <= (2 S)**1.5`` of the ``M N K`` products.
+  No recomputation; the tight bound (Smith et al., 2019) is ``2 M N K / sqrt(S)``, so this one
+  is at most ``sqrt(2)`` loose for large GEMMs.
+  """
+  m, n, k = (jnp.asarray(x, F32) for x in (m, n, k))
+  s = onchip_words(cfg)
+  return jnp.maximum(m * k + k * n + m * n, jnp.sqrt(2.0) * m * n * k / jnp.sqrt(s) - 4.0 * s)
+
+
+def io_lower_bound_cycles_one(cfg: HwConfig, m: Any, n: Any, k: Any) -> Any:
+  """``max(dataflow compute cycles, I/O lower bound words / bw)`` (elapsed, float32 scalar): the
+  bound of :func:`lower_bound_cycles_one` with the capacity-aware words of
+  :func:`io_lower_bound_words_one` in place of the compulsory ones."""
+  _, bw, _ = _capacities(cfg)
+  compute = untiled_compute_cycles_one(cfg, m, n, k)
+  return jnp.maximum(compute, io_lower_bound_words_one(cfg, m, n, k) / bw)
 
 
 @functools.partial(jax.jit, static_argnums=4)
 def _map_batch(cfg: HwConfig, m: Any, n: Any, k: Any, objective: str) -> dict:
   out = jax.vmap(lambda c, a, b, d: map_gemm_one(c, a, b, d, objective))(cfg, m, n, k)
   out["lower_bound_cycles"] = jax.vmap(lower_bound_cycles_one)(cfg, m, n, k)
+  out["io_lower_bound_cycles"] = jax.vmap(io_lower_bound_cycles_one)(cfg, m, n, k)
   return out
 
 
@@ -427,7 +469,8 @@ def map_gemm(
 
   Returns:
     dict of numpy arrays ``[B]``: the fields of :func:`map_gemm_one` (``order`` as an int index
-    into :data:`ORDERS`) and ``lower_bound_cycles`` (:func:`lower_bound_cycles_one`).
+    into :data:`ORDERS`), ``lower_bound_cycles`` (:func:`lower_bound_cycles_one`) and
+    ``io_lower_bound_cycles`` (:func:`io_lower_bound_cycles_one`).
   """
   from nf_jax.hw.config import validate  # noqa: PLC0415 (config imports nothing from here)
 
