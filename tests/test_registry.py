@@ -178,7 +178,7 @@ KNOWN = {
   "experiments/validate_proxy.py": (2, "leaves the dense reference out of sparse-only ranks"),
   "experiments/benchmark_report.py": (1, "the nn.Dense baseline rows of the benchmark"),
   "benchmarks/cascade_bench.py": (2, "'dense' is a kernel implementation name here"),
-  "benchmarks/sweep_bench.py": (2, "per-family flag defaults of a benchmark CLI (issue 15 item 4)"),
+  "benchmarks/sweep_bench.py": (1, "the nn.Dense baseline (name='dense')"),
   "benchmarks/family_bench.py": (
     6,
     "per-family benchmark sizes (4 of them) and 'dense' as a kernel implementation (2)",

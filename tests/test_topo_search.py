@@ -62,7 +62,7 @@ def test_rank_order_breaks_ties_by_fewer_params():
 
 def test_impossible_budget_states_smallest_feasible_budget():
   # Smallest at depth >= 2 on 16 lanes: two stages of fan-in 2, 2 * 16 * 2 = 64 weights.
-  with pytest.raises(ValueError, match="smallest feasible budget 64 .*--budget >= 64"):
+  with pytest.raises(ValueError, match="smallest feasible budget 64 .*budget >= 64"):
     S.search(16, 10, 2, 4, config=TINY)
 
 
@@ -87,14 +87,14 @@ def test_cli_writes_ranked_csv_best_and_plot(tmp_path):
     "-m",
     "nf_jax.topo_search",
     f"--workdir={workdir}",
-    "--n=16",
-    "--budget=100",
-    "--depth_min=2",
-    "--depth_max=2",
-    "--families=butterfly,block_diagonal",
-    "--fit_n=0",
-    "--fit_steps=10",
-    "--fit_targets=1",
+    "--config.n=16",
+    "--config.budget=100",
+    "--config.depth_min=2",
+    "--config.depth_max=2",
+    "--config.families=butterfly,block_diagonal",
+    "--config.fit_n=0",
+    "--config.fit_steps=10",
+    "--config.fit_targets=1",
   ]
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
