@@ -18,11 +18,11 @@ and ``peak_gbps`` give datasheet values (gpu_check.sh does).
 Allocator noise on CPU (``steady_allocator``): XLA:CPU allocates each call's output with
 glibc malloc. A 16 MiB output (B=1024, N=4096, fp32) is above glibc's mmap threshold, or is
 returned to the kernel by heap trimming when freed, so many calls map fresh pages and take a
-page fault per 4 KiB on first write. That cost is the same for every implementation, but at
-~4.5 ms it doubles the cpu_ffi forward on some calls: medians of 9 calls vary 4.9-9.8 ms
-between processes. ``steady_allocator`` calls ``mallopt`` (``M_MMAP_THRESHOLD`` 32 MiB, glibc's
-maximum on 64-bit; ``M_TRIM_THRESHOLD`` 1 GiB) before timing, so freed buffers are reused:
-the forward then takes 4.4-4.6 ms on every call. Training scripts can set the same through the
+page fault per 4 KiB on first write. That cost is the same for every implementation, but it
+is as large as the cpu_ffi forward itself, so its medians vary between processes
+(benchmarks/README.md has the numbers). ``steady_allocator`` calls ``mallopt``
+(``M_MMAP_THRESHOLD`` 32 MiB, glibc's maximum on 64-bit; ``M_TRIM_THRESHOLD`` 1 GiB) before
+timing, so freed buffers are reused. Training scripts can set the same through the
 environment: ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824``.
 """
 
