@@ -45,7 +45,7 @@ from jax.experimental import sparse
 
 from nf_jax import cli, kernels
 from nf_jax import topology as T
-from nf_jax.io_utils import atomic_write_text
+from nf_jax.io_utils import atomic_write_csv
 
 
 def tiling(config: ml_collections.ConfigDict, impl: str) -> kernels.BlockSizes:
@@ -253,9 +253,7 @@ def main(config: ml_collections.ConfigDict) -> list[dict]:
   """Runs the benchmark as ``config`` (``benchmarks/configs/cascade_bench.py``) says."""
   rows = run_grid(config)
   if config.out and rows:
-    keys = list(rows[0])
-    lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]
-    atomic_write_text(config.out, "\n".join(lines) + "\n")
+    atomic_write_csv(config.out, rows)
   if not rows:
     sys.exit("no benchmark row ran; check --config.impls and the sizes")
   return rows

@@ -298,7 +298,7 @@ def run_bench(config: ml_collections.ConfigDict) -> int:
   return failures
 
 
-def run_sweep(models: int, steps: int, batch: int, n: int, depth: int, d_in: int = 784) -> float:
+def run_sweep(models: int, steps: int, batch: int, n: int, depth: int, d_in: int) -> float:
   """Trains ``models`` cascades (784 -> n butterfly + ReLU -> 10, SGD, softmax cross-entropy)
   as one vmapped program and one after another; prints both times, returns sequential/vmapped.
 

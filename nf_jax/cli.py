@@ -14,8 +14,10 @@ program starts, never at import::
 
 ``--config.<field>=<value>`` overrides one field (a tuple: ``--config.fan_ins=2,4``; a tuple of
 names: ``--config.families=butterfly,clos``, read with :func:`names`); an unknown field is
-refused. A config with a ``compilation_cache`` field turns on JAX's persistent compilation cache
-(:mod:`nf_jax.compile_cache`) when it is true.
+refused. Run control that does not change results stays in flags, as in ``python -m
+nf_jax.pareto``: ``--workdir`` and, for a program that compiles much, ``--compilation_cache``
+(JAX's persistent compilation cache, :mod:`nf_jax.compile_cache`; ``--nocompilation_cache``
+turns it off).
 """
 
 from __future__ import annotations
@@ -104,15 +106,18 @@ def run(
   validate: Callable[..., None] | None = None,
   workdir: str | None = None,
   workdir_help: str = "Output folder.",
+  compilation_cache: bool = False,
+  define_flags: Callable[[], None] | None = None,
 ) -> None:
   """Defines ``--config`` (default: the file ``default_config``) and, when ``workdir`` is given,
-  ``--workdir`` (with that default), parses the command line and calls ``main(config, workdir)``
-  (``main(config)`` without a workdir).
+  ``--workdir`` (with that default) and, when ``compilation_cache``, ``--compilation_cache``
+  (default on); parses the command line and calls ``main(config, workdir)`` (``main(config)``
+  without a workdir). ``define_flags`` defines a program's other run-control flags (such as
+  ``--resume``), read by its ``main`` through ``absl.flags.FLAGS``.
 
   Before ``main``: refuses positional arguments, runs ``validate(config, overrides)`` (the
   fields set on the command line, :func:`overridden`; a ``ValueError`` exits with status 1 and
-  its message, before any expensive work) and turns on the compilation cache if the config asks
-  for it.
+  its message, before any expensive work) and turns on the compilation cache if asked.
   """
   try:  # ml_collections reads the overrides of sys.argv here already
     config_flags.DEFINE_config_file(
@@ -126,6 +131,14 @@ def run(
     raise _unknown_field(err, sys.argv) from err
   if workdir is not None:
     flags.DEFINE_string("workdir", workdir, workdir_help)
+  if compilation_cache:
+    flags.DEFINE_bool(
+      "compilation_cache",
+      True,
+      "Keep compiled XLA programs in $NF_JAX_CACHE/jax_cache (default ~/.cache/nf_jax/jax_cache).",
+    )
+  if define_flags is not None:
+    define_flags()
 
   def _main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
@@ -134,7 +147,7 @@ def run(
     try:
       if validate is not None:
         validate(config, overrides=overridden(sys.argv))
-      if config.get("compilation_cache", False):
+      if compilation_cache and flags.FLAGS.compilation_cache:
         enable_compilation_cache()
     except ValueError as err:
       raise SystemExit(f"error: {err}") from err

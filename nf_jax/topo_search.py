@@ -16,8 +16,6 @@ trainable weights are scored by :func:`nf_jax.proxy.score_topologies` and ranked
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -41,9 +39,9 @@ def enumerate_candidates(
   *,
   n_in: int | None = None,
   families: Sequence[str] = T.FAMILIES,
-  parallel_widths: Sequence[int] = (2, 4, 8),
-  fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
-  random_seeds: int = 1,
+  parallel_widths: Sequence[int] = T.SearchGrid.parallel_widths,
+  fan_ins: Sequence[int] = T.SearchGrid.fan_ins,
+  random_seeds: int = T.SearchGrid.random_seeds,
   skips: Sequence[bool] = (False, True),
   max_params: int | None = None,
 ) -> list[T.Topology]:
@@ -95,9 +93,9 @@ def candidate_specs(
   *,
   n_in: int | None = None,
   families: Sequence[str] = T.FAMILIES,
-  parallel_widths: Sequence[int] = (2, 4, 8),
-  fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
-  random_seeds: int = 1,
+  parallel_widths: Sequence[int] = T.SearchGrid.parallel_widths,
+  fan_ins: Sequence[int] = T.SearchGrid.fan_ins,
+  random_seeds: int = T.SearchGrid.random_seeds,
   skips: Sequence[bool] = (False, True),
 ) -> list[tuple[str, dict[str, Any]]]:
   """The ``(family, params)`` grid of :func:`enumerate_candidates`, unbuilt (may be invalid)."""
@@ -221,15 +219,6 @@ def _smallest_candidate(
   return None
 
 
-def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-  """CSV text of ``rows`` (columns of the first row)."""
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  return buf.getvalue()
-
-
 def plot_scores(rows: Sequence[dict[str, Any]], score: str, budget: int, path: str) -> None:
   """Scatter of ``score`` against parameter count, one colour per family, best starred."""
   import matplotlib
@@ -259,7 +248,7 @@ def plot_scores(rows: Sequence[dict[str, Any]], score: str, budget: int, path: s
 
 def write_results(rows: Sequence[dict[str, Any]], workdir: str, score: str, budget: int) -> None:
   """``candidates.csv``, ``best.json`` and ``score_vs_params.png`` in ``workdir``, atomically."""
-  io_utils.atomic_write_text(os.path.join(workdir, "candidates.csv"), rows_to_csv(rows))
+  io_utils.atomic_write_csv(os.path.join(workdir, "candidates.csv"), rows)
   best = dict(rows[0], ranked_by=score, budget=budget, candidates=len(rows))
   io_utils.atomic_write_text(os.path.join(workdir, "best.json"), json.dumps(best, indent=2) + "\n")
   plot_scores(rows, score, budget, os.path.join(workdir, "score_vs_params.png"))
@@ -323,7 +312,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
 
 def main() -> None:
   """The command line (``python -m nf_jax.topo_search``, ``nf-jax-topo-search``)."""
-  cli.run(run, cli.config_file("topo_search"), validate=validate, workdir="runs/topo_search")
+  cli.run(
+    run,
+    cli.config_file("topo_search"),
+    validate=validate,
+    workdir="runs/topo_search",
+    compilation_cache=True,
+  )
 
 
 if __name__ == "__main__":

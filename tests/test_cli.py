@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from nf_jax import cli, topo_search, topology_report
+from nf_jax import cli, topology_report
+from nf_jax import topo_search as S
 from nf_jax import topology as T
 from nf_jax.hw import __main__ as hw_main
 
@@ -81,7 +82,7 @@ def test_validate_refuses_bad_and_inapplicable_settings():
   config = cli.load_config("topo_search")
   config.families = ("butterfly,mesh",)
   with pytest.raises(ValueError, match="mesh"):
-    topo_search.validate(config)
+    S.validate(config)
   config = cli.load_config("hw")
   hw_main.validate(config)
   with pytest.raises(ValueError, match="--config.n does not apply to --config.workload=gemm"):
@@ -128,3 +129,46 @@ def test_cli_variant_file_unknown_field_and_refusal(tmp_path):
   out = run("--config.families=random", "--config.width=3")
   assert out.returncode == 1
   assert "--config.width is a parameter of none of the families ['random']" in out.stderr
+
+
+def test_compilation_cache_flag_of_topo_search(tmp_path):
+  """On by default in $NF_JAX_CACHE/jax_cache; --nocompilation_cache leaves it alone."""
+  smoke = f"--config={cli.config_file('topo_search')}:smoke"
+  for flag, cache in (("--nocompilation_cache", tmp_path / "off"), (None, tmp_path / "on")):
+    cmd = [sys.executable, "-m", "nf_jax.topo_search", smoke, f"--workdir={tmp_path / 'w'}"]
+    env = dict(os.environ, NF_JAX_CACHE=str(cache))
+    out = subprocess.run(
+      cmd + ([flag] if flag else []), capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (cache / "jax_cache").is_dir() == (flag is None)
+
+
+def test_run_with_extra_flags_no_workdir_and_a_refusing_validate(tmp_path):
+  config = tmp_path / "config.py"
+  config.write_text(
+    "import ml_collections\n"
+    "def get_config(arg=None):\n"
+    "  return ml_collections.ConfigDict(dict(n=3, name='a'))\n"
+  )
+  code = (
+    "from absl import flags\n"
+    "from nf_jax import cli\n"
+    "def validate(config, overrides):\n"
+    "  if config.n < 0:\n"
+    "    raise ValueError(f'--config.n={config.n} must be >= 0')\n"
+    "def main(config):\n"
+    "  print(config.n, config.name, flags.FLAGS.resume, 'workdir' in flags.FLAGS)\n"
+    f"cli.run(main, {str(config)!r}, validate=validate,\n"
+    "        define_flags=lambda: flags.DEFINE_bool('resume', False, 'resume'))\n"
+  )
+  run = lambda *args: subprocess.run(
+    [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+  )
+  out = run("--config.n=5", "--resume")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split() == ["5", "a", "True", "False"]
+  out = run("--config.n=-1")
+  assert out.returncode == 1 and "error: --config.n=-1 must be >= 0" in out.stderr
+  out = run("extra")
+  assert out.returncode != 0 and "unexpected arguments: ['extra']" in out.stderr

@@ -14,7 +14,7 @@ import os
 import pytest
 
 from nf_jax import pareto_problem as PP
-from nf_jax import space_table as ST
+from nf_jax import space_table
 from nf_jax import topology as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +82,7 @@ def test_round_trip_over_the_whole_codesign_space():
 def test_space_hash_of_the_committed_benchmark_is_unchanged():
   # The content hash of nf_jax/tables/space_benchmark.csv's space: a change of the genome's
   # decoding (or of topology_key) would orphan the trained table.
-  assert ST.space_hash() == "086adf5f5d85ce21"
+  assert space_table.space_hash() == "086adf5f5d85ce21"
 
 
 def test_sweep_result_row_and_to_row_agree():

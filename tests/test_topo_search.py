@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from nf_jax import proxy as P
+from nf_jax import proxy
 from nf_jax import topo_search as S
 from nf_jax import topology as T
 
-TINY = P.FitConfig(fit_n=None, targets=1, steps=20)
+TINY = proxy.FitConfig(fit_n=None, targets=1, steps=20)
 
 
 def test_enumeration_covers_families_and_depth_range():
@@ -39,7 +39,7 @@ def test_spec_param_count_matches_built_tables(n_in):
 def test_search_ranks_within_budget_and_rows_rebuild():
   budget = 200
   rows = S.search(16, budget, 1, 3, config=TINY, families=("butterfly", "random"), fan_ins=(2,))
-  scores = [r[P.PRIMARY_SCORE] for r in rows]
+  scores = [r[proxy.PRIMARY_SCORE] for r in rows]
   assert scores == sorted(scores, reverse=True)
   assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
   assert all(r["num_params"] <= budget for r in rows)

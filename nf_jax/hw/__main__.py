@@ -16,7 +16,7 @@ from absl import logging
 
 from nf_jax import cli
 from nf_jax import topology as T
-from nf_jax.hw import sweep
+from nf_jax.hw import sweep as hw_sweep
 from nf_jax.hw.config import DATAFLOWS, PRECISIONS
 from nf_jax.hw.energy import CALIBRATIONS
 from nf_jax.hw.fabric import MAPPINGS
@@ -64,11 +64,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
   """Simulates the grid on the workload as ``config`` says (:mod:`nf_jax.configs.hw`), writes
   ``workdir`` and prints the paths it wrote."""
   gemm = [int(x) for x in config.gemm]
-  wl = sweep.build_workload(
+  wl = hw_sweep.build_workload(
     config.workload, config.batch, gemm, config.topology, config.n, config.n_in, config.n_out
   )
   sram = _floats(config.sram_kb)
-  cfg = sweep.default_grid(
+  cfg = hw_sweep.default_grid(
     rows=[int(x) for x in config.rows],
     cols=[int(x) for x in config.cols],
     dataflow=list(cli.names(config.dataflow)),
@@ -85,7 +85,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
     else f"mlp {config.n_in}->{config.topology}({config.n})->{config.n_out}, batch {config.batch}"
   )
   t0 = time.perf_counter()
-  rows = sweep.run_sweep(cfg, wl, mapping=config.mapping, calibration=config.calibration)
+  rows = hw_sweep.run_sweep(cfg, wl, mapping=config.mapping, calibration=config.calibration)
   seconds = time.perf_counter() - t0
   logging.info("simulated %d configs in %.2f s (incl. compile)", len(rows), seconds)
   meta = dict(
@@ -96,7 +96,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
     mapping=config.mapping,
     calibration=config.calibration,
   )
-  paths = sweep.write_results(rows, workdir, meta)
+  paths = hw_sweep.write_results(rows, workdir, meta)
   for path in paths:
     print(path)
   return paths
