@@ -139,6 +139,10 @@ def run(
     )
   if define_flags is not None:
     define_flags()
+  # Listed by --helpshort, which shows the flags of the program's own module (sys.argv[0]).
+  for name in ("config", "workdir", "compilation_cache"):
+    if name in flags.FLAGS:
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 
   def _main(argv: Sequence[str]) -> None:
     if len(argv) > 1:

@@ -124,6 +124,8 @@ def test_cli_variant_file_unknown_field_and_refusal(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   (row,) = json.loads((tmp_path / "out" / "metrics.json").read_text())
   assert row["name"] == "block_diagonal" and row["spec"]["radix"] == 4 and row["spec"]["n"] == 16
+  out = run("--helpshort")
+  assert "--config: Config file with get_config()" in out.stdout and "--workdir" in out.stdout
   out = run("--config.nope=1")
   assert out.returncode == 2 and "--config.nope: the config has no field 'nope'" in out.stderr
   out = run("--config.families=random", "--config.width=3")
