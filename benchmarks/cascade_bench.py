@@ -1,28 +1,28 @@
 """Sparse-cascade matmul benchmark: every implementation against dense and BCOO, with a roofline.
 
-Run (the issue's CPU goal setting, ~1 min on 2 cores):
+Command, runtime and result: ``benchmarks/configs/cascade_bench.py`` (the default ``--config``;
+overrides ``--config.<field>=``, the pattern of :mod:`nf_jax.cli`)::
 
-  python benchmarks/cascade_bench.py --n=4096 --batch=1024 --radix=2 --mode=fwd,fwd_bwd
+  python benchmarks/cascade_bench.py --config.n=4096 --config.batch=1024 --config.radix=2
 
-Full grid: ``--n=1024,4096,16384 --batch=256,1024,8192 --radix=2,4,16`` (long on CPU; dense is
-skipped above ``--max_dense_gflop``). Times are medians of ``--repeats`` runs after ``--warmup``
-runs, each ended by ``jax.block_until_ready``; every baseline is measured in the same process.
+Times are medians of ``repeats`` runs after ``warmup`` runs, each ended by
+``jax.block_until_ready``; every baseline is measured in the same process.
 
 Roofline: for each row the script counts the FLOPs (2 per multiply-add: ``2 * B * nnz`` forward,
 3x that forward+backward) and the compulsory bytes (x, y, weights; backward adds the cotangent,
 dx and dW) and divides by the peaks. The peaks are measured at start-up on this machine (GFLOP/s
-of a dense 2048^3 matmul, GB/s of a 64 MiB streaming read ``sum(x)``), unless ``--peak_gflops``
-and ``--peak_gbps`` give datasheet values (gpu_check.sh does).
+of a dense 2048^3 matmul, GB/s of a 64 MiB streaming read ``sum(x)``), unless ``peak_gflops``
+and ``peak_gbps`` give datasheet values (gpu_check.sh does).
 ``%roof`` = roofline time / measured time.
 
-Allocator noise on CPU (``--steady_allocator``): XLA:CPU allocates each call's output with
+Allocator noise on CPU (``steady_allocator``): XLA:CPU allocates each call's output with
 glibc malloc. A 16 MiB output (B=1024, N=4096, fp32) is above glibc's mmap threshold, or is
 returned to the kernel by heap trimming when freed, so many calls map fresh pages and take a
-page fault per 4 KiB on first write. That cost is the same for every implementation, but at
-~4.5 ms it doubles the cpu_ffi forward on some calls: medians of 9 calls vary 4.9-9.8 ms
-between processes. ``--steady_allocator`` calls ``mallopt`` (``M_MMAP_THRESHOLD`` 32 MiB, glibc's
-maximum on 64-bit; ``M_TRIM_THRESHOLD`` 1 GiB) before timing, so freed buffers are reused:
-the forward then takes 4.4-4.6 ms on every call. Training scripts can set the same through the
+page fault per 4 KiB on first write. That cost is the same for every implementation, but it
+is as large as the cpu_ffi forward itself, so its medians vary between processes
+(benchmarks/README.md has the numbers). ``steady_allocator`` calls ``mallopt``
+(``M_MMAP_THRESHOLD`` 32 MiB, glibc's maximum on 64-bit; ``M_TRIM_THRESHOLD`` 1 GiB) before
+timing, so freed buffers are reused. Training scripts can set the same through the
 environment: ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824``.
 """
 
@@ -32,83 +32,56 @@ import ctypes
 import ctypes.util
 import dataclasses
 import math
+import os
 import statistics
 import sys
 import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
-from absl import app, flags
 from jax.experimental import sparse
 
-from nf_jax import kernels
+from nf_jax import cli, kernels
 from nf_jax import topology as T
-from nf_jax.io_utils import atomic_write_text
-
-FLAGS = flags.FLAGS
-flags.DEFINE_list("n", ["4096"], "Layer widths N (n_in = n_out = N).")
-flags.DEFINE_list("batch", ["1024"], "Batch sizes B.")
-flags.DEFINE_list("radix", ["2"], "Butterfly radices; depth = log_radix(N).")
-flags.DEFINE_list("mode", ["fwd", "fwd_bwd"], "fwd and/or fwd_bwd (grad wrt x and weights).")
-flags.DEFINE_list(
-  "impls",
-  ["cpu_ffi", "xla_blocked", "pallas", "xla_gather", "dense", "bcoo"],
-  "What to time (rows); cpu_ffi and pallas rows are skipped, with the reason, where they refuse.",
-)
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation and weight dtype.")
-flags.DEFINE_integer("warmup", 2, "Untimed runs (the first also compiles).")
-flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
-flags.DEFINE_float("max_dense_gflop", 500.0, "Skip dense/BCOO rows above this many GFLOP per run.")
-flags.DEFINE_float("peak_gflops", 0.0, "Peak GFLOP/s for the roofline (0: measure).")
-flags.DEFINE_float("peak_gbps", 0.0, "Peak memory GB/s for the roofline (0: measure).")
-flags.DEFINE_bool("interpret", False, "Run Pallas interpreted (CPU smoke runs only: slow).")
-flags.DEFINE_string("out", "", "Optional CSV path for the table.")
-flags.DEFINE_bool(
-  "steady_allocator",
-  False,
-  "Before timing, raise glibc's mmap and trim thresholds (mallopt) so that large freed buffers "
-  "are reused instead of mapped and faulted in again on each call (see the module docstring).",
-)
-flags.DEFINE_integer("batch_tile", 0, "BlockSizes.batch_tile (0: the backend's default).")
-flags.DEFINE_integer("max_merge", 0, "BlockSizes.max_merge (0: the backend's default).")
-flags.DEFINE_integer("num_warps", 0, "BlockSizes.num_warps, pallas on GPU (0: the default).")
-flags.DEFINE_integer("backward_programs", 0, "BlockSizes.backward_programs (0: the default).")
+from nf_jax.io_utils import atomic_write_csv
 
 
-def block_sizes_from_flags(impl: str) -> kernels.BlockSizes:
-  """The backend's default tiling for ``impl`` with the non-zero tiling flags applied."""
+def tiling(config: ml_collections.ConfigDict, impl: str) -> kernels.BlockSizes:
+  """The backend's default tiling for ``impl`` with the non-zero tiling fields applied."""
   default = kernels.BlockSizes.get_default(jax.default_backend(), impl=impl)
   overrides = {
-    name: getattr(FLAGS, name)
+    name: config[name]
     for name in ("batch_tile", "max_merge", "num_warps", "backward_programs")
-    if getattr(FLAGS, name)
+    if config[name]
   }
   return dataclasses.replace(default, **overrides)
 
 
-def timed(fn, *args) -> float:
-  """Median seconds of ``fn(*args)`` after warm-up."""
-  for _ in range(FLAGS.warmup):
+def timed(fn, *args, warmup: int, repeats: int) -> float:
+  """Median seconds of ``repeats`` calls ``fn(*args)`` after ``warmup`` calls."""
+  for _ in range(warmup):
     jax.block_until_ready(fn(*args))
   times = []
-  for _ in range(FLAGS.repeats):
+  for _ in range(repeats):
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - start)
   return statistics.median(times)
 
 
-def measure_peaks(dtype) -> tuple[float, float]:
-  """(GFLOP/s, GB/s) measured here unless given by flags."""
-  gflops, gbps = FLAGS.peak_gflops, FLAGS.peak_gbps
+def measure_peaks(config: ml_collections.ConfigDict, dtype) -> tuple[float, float]:
+  """(GFLOP/s, GB/s) measured here unless given by the config."""
+  gflops, gbps = config.peak_gflops, config.peak_gbps
+  reps = dict(warmup=config.warmup, repeats=config.repeats)
   if not gflops:
     a = jnp.ones((2048, 2048), dtype)
-    gflops = 2 * 2048**3 / timed(jax.jit(lambda a: a @ a), a) / 1e9
+    gflops = 2 * 2048**3 / timed(jax.jit(lambda a: a @ a), a, **reps) / 1e9
   if not gbps:
     # A streaming read (sum) of 64 MiB: a copy would also time page faults of a fresh output.
     x = jnp.ones((16 * 1024 * 1024,), jnp.float32)
-    gbps = x.nbytes / timed(jax.jit(jnp.sum), x) / 1e9
+    gbps = x.nbytes / timed(jax.jit(jnp.sum), x, **reps) / 1e9
   return gflops, gbps
 
 
@@ -169,25 +142,27 @@ def steady_allocator() -> None:
   libc = ctypes.CDLL(libc_name) if libc_name else None
   if libc is None or not hasattr(libc, "mallopt"):
     raise RuntimeError(
-      f"--steady_allocator needs glibc's mallopt; the C library here ({libc_name}) has none: "
-      "drop the flag"
+      f"steady_allocator needs glibc's mallopt; the C library here ({libc_name}) has none: "
+      "set --config.steady_allocator=False"
     )
   for param, value in ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30)):
     if libc.mallopt(param, value) != 1:
       raise RuntimeError(f"mallopt({param}, {value}) was refused by {libc_name}")
 
 
-def run_grid() -> list[dict]:
-  if FLAGS.steady_allocator:
+def run_grid(config: ml_collections.ConfigDict) -> list[dict]:
+  """Times every (N, radix, B, mode, impl) of ``config``; prints and returns the rows."""
+  if config.steady_allocator:
     steady_allocator()
-  dtype = jnp.dtype(FLAGS.dtype)
-  peak_gflops, peak_gbps = measure_peaks(dtype)
+  dtype = jnp.dtype(config.dtype)
+  reps = dict(warmup=config.warmup, repeats=config.repeats)
+  peak_gflops, peak_gbps = measure_peaks(config, dtype)
   print(
     f"# backend={jax.default_backend()} device={jax.devices()[0].device_kind} dtype={dtype.name}"
     f" peaks: {peak_gflops:.1f} GFLOP/s, {peak_gbps:.1f} GB/s "
-    f"({'flags' if FLAGS.peak_gflops and FLAGS.peak_gbps else 'measured here'}) "
-    f"pallas {block_sizes_from_flags('pallas')}"
-    f" steady_allocator={FLAGS.steady_allocator}",
+    f"({'config' if config.peak_gflops and config.peak_gbps else 'measured here'}) "
+    f"pallas {tiling(config, 'pallas')}"
+    f" steady_allocator={config.steady_allocator}",
     flush=True,
   )
   header = (
@@ -196,38 +171,36 @@ def run_grid() -> list[dict]:
   )
   print(header, flush=True)
   rows = []
-  for n in map(int, FLAGS.n):
-    for radix in map(int, FLAGS.radix):
+  for n in map(int, config.n):
+    for radix in map(int, config.radix):
       depth = round(math.log(n, radix))
       if radix**depth != n:
         print(f"# skip N={n} radix={radix}: N is not a power of the radix", flush=True)
         continue
       t = T.make("butterfly", n, radix=radix, depth=depth)
-      for batch in map(int, FLAGS.batch):
+      for batch in map(int, config.batch):
         x = jnp.asarray(np.random.default_rng(1).standard_normal((batch, n)), dtype)
-        for mode in FLAGS.mode:
+        for mode in cli.names(config.mode):
           results = {}
-          for impl in FLAGS.impls:
-            block_sizes = block_sizes_from_flags(impl)
+          for impl in cli.names(config.impls):
+            sizes = tiling(config, impl)
             if impl in ("pallas", "xla_blocked", "cpu_ffi"):
               try:
-                kernels.choose_impl(x, t, impl, block_sizes)
+                kernels.choose_impl(x, t, impl, sizes)
               except ValueError as err:
                 print(f"# skip {impl}: {err}", flush=True)
                 continue
-            if impl == "pallas" and jax.default_backend() == "cpu" and not FLAGS.interpret:
-              print("# skip pallas: CPU without --interpret", flush=True)
+            if impl == "pallas" and jax.default_backend() == "cpu" and not config.interpret:
+              print("# skip pallas: CPU without interpret", flush=True)
               continue
-            fn, params, flops_bytes = make_callable(
-              impl, t, mode, dtype, FLAGS.interpret, block_sizes
-            )
+            fn, params, flops_bytes = make_callable(impl, t, mode, dtype, config.interpret, sizes)
             flops, nbytes = flops_bytes(batch)
             dense_gflop = 2e-9 * batch * n * n * (1 if mode == "fwd" else 3)
-            if impl in ("dense", "bcoo") and dense_gflop > FLAGS.max_dense_gflop:
-              print(f"# skip {impl}: {dense_gflop:.0f} GFLOP > --max_dense_gflop", flush=True)
+            if impl in ("dense", "bcoo") and dense_gflop > config.max_dense_gflop:
+              print(f"# skip {impl}: {dense_gflop:.0f} GFLOP > max_dense_gflop", flush=True)
               continue
             try:
-              seconds = timed(fn, x, params)
+              seconds = timed(fn, x, params, **reps)
             except Exception as err:  # a compile failure is a result: report it, go on
               first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
               print(f"# FAIL {impl} {mode}: {type(err).__name__}: {first_line}", flush=True)
@@ -261,16 +234,31 @@ def run_grid() -> list[dict]:
   return rows
 
 
-def main(argv):
-  del argv
-  rows = run_grid()
-  if FLAGS.out and rows:
-    keys = list(rows[0])
-    lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]
-    atomic_write_text(FLAGS.out, "\n".join(lines) + "\n")
+BASELINES = ("dense", "bcoo")  # the rows the speed-up columns divide by
+MODES = ("fwd", "fwd_bwd")
+DTYPES = ("float32", "bfloat16")
+
+
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses an unknown implementation, mode or dtype before anything is timed."""
+  del overrides
+  cli.check_choices(
+    "impls", cli.names(config.impls), ("auto", *kernels.IMPLEMENTATIONS, *BASELINES)
+  )
+  cli.check_choices("mode", cli.names(config.mode), MODES)
+  cli.check_choices("dtype", [config.dtype], DTYPES)
+
+
+def main(config: ml_collections.ConfigDict) -> list[dict]:
+  """Runs the benchmark as ``config`` (``benchmarks/configs/cascade_bench.py``) says."""
+  rows = run_grid(config)
+  if config.out and rows:
+    atomic_write_csv(config.out, rows)
   if not rows:
-    sys.exit("no benchmark row ran; check --impls and the sizes")
+    sys.exit("no benchmark row ran; check --config.impls and the sizes")
+  return rows
 
 
 if __name__ == "__main__":
-  app.run(main)
+  here = os.path.dirname(os.path.abspath(__file__))
+  cli.run(main, os.path.join(here, "configs", "cascade_bench.py"), validate=validate)

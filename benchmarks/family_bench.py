@@ -1,57 +1,41 @@
 """Sparse-cascade paths per topology family on one device: correctness, then a timing table.
 
-What ``benchmarks/gpu_check.sh`` runs on a lent GPU (issue 16); ``--smoke`` runs the same code at
-tiny sizes on CPU (``tests/test_benchmarks_smoke.py``).
+What ``benchmarks/gpu_check.sh`` runs on a lent GPU (issue 16); the ``:smoke`` config runs the
+same code at tiny sizes on CPU (``tests/test_benchmarks_smoke.py``). Command, runtime and result:
+``benchmarks/configs/family_bench.py`` (the default ``--config``; overrides
+``--config.<field>=``, the pattern of :mod:`nf_jax.cli`)::
 
-  python benchmarks/family_bench.py --part=check            # every path vs the dense reference
-  python benchmarks/family_bench.py --part=bench --peak_gbps=3350 --peak_gflops=989000
-  python benchmarks/family_bench.py --smoke                  # both parts, N=64, B=32 (CPU, s)
+  python benchmarks/family_bench.py --config.part=check
 
 ``check``: for every family (with and without skips) the auto path (what ``impl="auto"`` picks
 on this device, named per row), ``xla_blocked`` and ``pallas`` where they accept the topology,
 forward, dx and dW against the dense float32 reference, fp32 and bf16. Exits non-zero on any
 failure.
 
-``bench``: at N=4096, B=8192 (``--n``, ``--batch``): radix-2 butterfly of depth 12, butterfly
+``bench``: at N=4096, B=8192 (``n``, ``batch``): radix-2 butterfly of depth 12, butterfly
 radix 16, butterfly radix 32 (at N=1024, the study's width: 4096 is not a power of 32), Clos
 32x32 and block-diagonal 64; forward and forward+backward (grad w.r.t. x and weights), bf16 and
 fp32; against a dense ``x @ W`` of the same width timed in the same process. A ``*`` marks the
-path ``auto`` takes. ``%hbm`` = (compulsory bytes / ``--peak_gbps``) / measured time: x, y and
+path ``auto`` takes. ``%hbm`` = (compulsory bytes / ``peak_gbps``) / measured time: x, y and
 weights forward; backward adds the cotangent, dx, x again and dW. Rows stop being started after
-``--deadline_s`` (what ran is printed).
+``deadline_s`` (what ran is printed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
-from absl import app, flags
 
-from nf_jax import kernels
+from nf_jax import cli, kernels
 from nf_jax import topology as T
-
-FLAGS = flags.FLAGS
-flags.DEFINE_list("part", ["check", "bench", "sweep"], "Any of check, bench, sweep.")
-flags.DEFINE_integer("n", 4096, "Layer width N of the timed families.")
-flags.DEFINE_integer("batch", 8192, "Batch B of the timed rows.")
-flags.DEFINE_list("dtype", ["bfloat16", "float32"], "Timed dtypes, in order.")
-flags.DEFINE_list("mode", ["fwd", "fwd_bwd"], "Timed modes.")
-flags.DEFINE_float("peak_gbps", 0.0, "HBM peak GB/s for %hbm (0: measure a streaming read).")
-flags.DEFINE_float("peak_gflops", 0.0, "Datasheet peak GFLOP/s, printed for reference.")
-flags.DEFINE_integer("calls", 10, "Back-to-back calls per timing; the best of 3 is reported.")
-flags.DEFINE_float("deadline_s", 200.0, "Start no new bench row after this many seconds.")
-flags.DEFINE_bool("smoke", False, "Tiny sizes on any backend (CI): N=64, B=32, 1 call.")
-flags.DEFINE_integer("sweep_models", 8, "sweep: models M, vmapped against one after another.")
-flags.DEFINE_integer("sweep_steps", 469, "sweep: SGD steps per model (469 x 128 = one epoch).")
-flags.DEFINE_integer("sweep_batch", 128, "sweep: examples per step per model.")
-flags.DEFINE_integer("sweep_n", 1024, "sweep: hidden width of the radix-2 butterfly (skips).")
-flags.DEFINE_integer("sweep_depth", 10, "sweep: sublayers of the cascade.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +58,7 @@ def bench_cases(n: int) -> list[Case]:
   """The issue's families at width n (radix 32 at n / 4 when n is not a power of 32)."""
   # Merging 6 radix-2 stages into one 64x64 block halves the memory passes of 16x16 merging.
   m64 = (("m64", dict(max_merge=64)),)
-  if n < 1024:  # --smoke: the family with a tiling variant, small
+  if n < 1024:  # the :smoke config: the family with a tiling variant, small
     return [Case("butterfly r2", "butterfly", n, dict(radix=2), m64)]
   n32 = n if _is_power(n, 32) else n // 4
   return [
@@ -99,7 +83,7 @@ CHECK_CASES = [
   ("dense", 128, dict(skip=True)),
 ]
 
-# --smoke checks a rectangular butterfly with skips (auto and xla_blocked).
+# The :smoke config checks a rectangular butterfly with skips (auto and xla_blocked).
 SMOKE_CHECK = (2,)
 
 
@@ -248,15 +232,17 @@ def _callable(impl: str, t: T.Topology, n: int, dtype, mode: str, sizes):
   return jax.jit(jax.grad(loss, (0, 1))), params
 
 
-def run_bench(n: int, batch: int, calls: int, deadline_s: float) -> int:
+def run_bench(config: ml_collections.ConfigDict) -> int:
   """Prints the timing table; returns the number of rows that failed to compile or run."""
+  n, batch, calls, deadline_s = config.n, config.batch, config.calls, config.deadline_s
+  dtypes = cli.names(config.dtype)
   start = time.time()
-  peak_gbps = FLAGS.peak_gbps or _streaming_gbps()
+  peak_gbps = config.peak_gbps or _streaming_gbps()
   device = jax.devices()[0]
   print(
     f"# backend={jax.default_backend()} device={device.device_kind} jax={jax.__version__} "
     f"N={n} B={batch} peak {peak_gbps:.0f} GB/s"
-    + (f", {FLAGS.peak_gflops:.0f} GFLOP/s (--peak_gflops)" if FLAGS.peak_gflops else ""),
+    + (f", {config.peak_gflops:.0f} GFLOP/s (peak_gflops)" if config.peak_gflops else ""),
     flush=True,
   )
   print(
@@ -265,16 +251,16 @@ def run_bench(n: int, batch: int, calls: int, deadline_s: float) -> int:
     flush=True,
   )
   failures, dense_ms = 0, {}
-  for dtype_name in FLAGS.dtype:
+  for dtype_name in dtypes:
     dtype = jnp.dtype(dtype_name)
-    for mode in FLAGS.mode:
+    for mode in cli.names(config.mode):
       for case in bench_cases(n):
         t = _make(case.name, case.n, case.params)
         x = jnp.asarray(np.random.default_rng(1).standard_normal((batch, t.n_in)), dtype)
         auto, _ = kernels.choose_impl(x, t)
         rows = [("dense", "dense", None)] if (case.n, dtype_name, mode) not in dense_ms else []
         for impl in dict.fromkeys([auto, "xla_blocked", "xla_gather", "pallas"]):
-          if impl == "pallas" and (jax.default_backend() == "cpu" or dtype_name != FLAGS.dtype[0]):
+          if impl == "pallas" and (jax.default_backend() == "cpu" or dtype_name != dtypes[0]):
             continue  # interpreted timings mean nothing; fp32 was measured (gpu_check_h100.txt)
           if _accepts(x, t, impl):
             rows.append((impl + ("*" if impl == auto else ""), impl, None))
@@ -312,7 +298,7 @@ def run_bench(n: int, batch: int, calls: int, deadline_s: float) -> int:
   return failures
 
 
-def run_sweep(models: int, steps: int, batch: int, n: int, depth: int, d_in: int = 784) -> float:
+def run_sweep(models: int, steps: int, batch: int, n: int, depth: int, d_in: int) -> float:
   """Trains ``models`` cascades (784 -> n butterfly + ReLU -> 10, SGD, softmax cross-entropy)
   as one vmapped program and one after another; prints both times, returns sequential/vmapped.
 
@@ -371,27 +357,50 @@ def _streaming_gbps() -> float:
   return x.nbytes / (_timed_ms(jax.jit(jnp.sum), x, calls=5) * 1e-3) / 1e9
 
 
-def main(argv):
-  del argv
-  n, batch, calls = FLAGS.n, FLAGS.batch, FLAGS.calls
-  if FLAGS.smoke:
-    n, batch, calls = 64, 32, 1
-    FLAGS.dtype, FLAGS.mode = FLAGS.dtype[-1:], FLAGS.mode[-1:]
+PARTS = ("check", "bench", "sweep")
+MODES = ("fwd", "fwd_bwd")
+DTYPES = ("bfloat16", "float32")
+
+
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses an unknown part, dtype or mode, and sizes a chosen part does not read."""
+  parts = cli.names(config.part)
+  cli.check_choices("part", parts, PARTS)
+  cli.check_choices("dtype", cli.names(config.dtype), DTYPES)
+  cli.check_choices("mode", cli.names(config.mode), MODES)
+  unread = {f for f in overrides if f.startswith("sweep_")} if "sweep" not in parts else set()
+  if "bench" not in parts:
+    bench = {"n", "batch", "dtype", "mode", "peak_gbps", "peak_gflops", "calls", "deadline_s"}
+    unread |= overrides & bench
+  if unread:
+    raise ValueError(
+      f"--config.{sorted(unread)[0]} is read by no part of --config.part={list(parts)}; drop it "
+      "or add the part that reads it"
+    )
+
+
+def main(config: ml_collections.ConfigDict) -> None:
+  """Runs the parts ``config`` (``benchmarks/configs/family_bench.py``) names; exits non-zero on
+  a failure."""
+  parts = cli.names(config.part)
   failures = 0
-  if "check" in FLAGS.part:
-    failures += run_check(FLAGS.smoke)
-  if "bench" in FLAGS.part:
-    failures += run_bench(n, batch, calls, FLAGS.deadline_s)
-  if "sweep" in FLAGS.part:
-    if FLAGS.smoke:
-      run_sweep(models=2, steps=2, batch=8, n=32, depth=2, d_in=24)
-    else:
-      run_sweep(
-        FLAGS.sweep_models, FLAGS.sweep_steps, FLAGS.sweep_batch, FLAGS.sweep_n, FLAGS.sweep_depth
-      )
+  if "check" in parts:
+    failures += run_check(config.check_tiny)
+  if "bench" in parts:
+    failures += run_bench(config)
+  if "sweep" in parts:
+    run_sweep(
+      config.sweep_models,
+      config.sweep_steps,
+      config.sweep_batch,
+      config.sweep_n,
+      config.sweep_depth,
+      d_in=config.sweep_d_in,
+    )
   if failures:
     sys.exit(f"family_bench: {failures} failure(s), see FAIL lines above")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  here = os.path.dirname(os.path.abspath(__file__))
+  cli.run(main, os.path.join(here, "configs", "family_bench.py"), validate=validate)

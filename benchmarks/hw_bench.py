@@ -6,7 +6,7 @@ For the 256x256x256 GEMM workload it measures, side by side:
    a random population (rows, cols, dataflow, precision, SRAM, bandwidth), compile excluded and
    reported separately (goal >= 100,000 per minute on 2 CPU cores);
 2. SCALE-Sim's seconds per config on the same GEMM (real ``scalesim`` 3.0.0, run in-process if it
-   imports, else through ``scripts/scalesim_oracle.py`` in the venv named by ``--scalesim_python``;
+   imports, else through ``scripts/scalesim_oracle.py`` in the venv named by ``scalesim_python``;
    its in-process simulation time is used, not Python start-up), and the per-config speed ratio
    (goal >= 1000x);
 3. exact agreement: for each SCALE-Sim config, ``total_cycles`` and the three SRAM counts from
@@ -18,22 +18,24 @@ For the 256x256x256 GEMM workload it measures, side by side:
    (goal: median <= 1.1, p90 <= 1.5, max <= 2.5, never below 1), and configs/min of both
    mappings (goal >= 1M/min with the mapper).
 
-  python benchmarks/hw_bench.py                 # full run, a few minutes on 2 cores
-  python benchmarks/hw_bench.py --smoke         # seconds; what the test suite runs
+Command, runtime and result: ``benchmarks/configs/hw_bench.py`` (the default ``--config``;
+overrides ``--config.<field>=``, the pattern of :mod:`nf_jax.cli`)::
+
+  python benchmarks/hw_bench.py --config=benchmarks/configs/hw_bench.py:smoke   # CI
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 
+import ml_collections
 import numpy as np
 
-from nf_jax import hw
+from nf_jax import cli, hw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "scalesim_oracle.py")
@@ -147,45 +149,47 @@ def run_scalesim(runner: list[str], case: tuple) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
-  p.add_argument("--gemm", default="256,256,256")
-  p.add_argument("--population", type=int, default=100_000)
-  p.add_argument("--scalesim_configs", default="32x32:os,16x8:ws,64x64:is")
-  p.add_argument(
-    "--scalesim_python", default=os.environ.get("NF_JAX_SCALESIM_PYTHON", "/tmp/ssvenv/bin/python")
-  )
-  p.add_argument("--no_scalesim", action="store_true")
-  p.add_argument("--mapper_cases", type=int, default=3000)
-  a = p.parse_args()
-  if a.smoke:
-    a.gemm, a.population, a.scalesim_configs = "16,16,16", 256, "4x4:os,4x8:ws"
-    a.mapper_cases = 64
-  m, n, k = (int(x) for x in a.gemm.split(","))
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses a malformed workload, mapping or SCALE-Sim case before any work."""
+  del overrides
+  if len(config.gemm) != 3 or any(int(x) < 1 for x in config.gemm):
+    raise ValueError(f"--config.gemm={tuple(config.gemm)} must be three sizes M,N,K >= 1")
+  cli.check_choices("mappings", cli.names(config.mappings), hw.MAPPINGS)
+  for spec in cli.names(config.scalesim_configs):
+    dims, _, df = spec.partition(":")
+    if df not in hw.DATAFLOWS or len(dims.split("x")) != 2 or not dims.replace("x", "").isdigit():
+      raise ValueError(
+        f"--config.scalesim_configs: {spec!r} must be <rows>x<cols>:<dataflow>, e.g. 32x32:os "
+        f"(dataflows {hw.DATAFLOWS})"
+      )
+
+
+def main(config: ml_collections.ConfigDict) -> None:
+  """Runs the benchmark as ``config`` (``benchmarks/configs/hw_bench.py``) says."""
+  m, n, k = (int(x) for x in config.gemm)
   print(f"workload: GEMM M={m} N={n} K={k}; CPU cores visible: {os.cpu_count()}")
-  mp = bench_mapper(a.mapper_cases, huge_sram=not a.smoke)
+  mp = bench_mapper(config.mapper_cases, huge_sram=config.mapper_huge_sram)
   for name, d in mp.items():
     print(
-      f"mapper ({name}): latency / max(compute, compulsory DRAM / bw) on {a.mapper_cases} random "
-      f"(dense layer, config) pairs: min {d['min']:.3f} median {d['median']:.3f} "
-      f"p90 {d['p90']:.3f} p99 {d['p99']:.3f} max {d['max']:.2f}; {100 * d['over']:.1f} % above "
-      "2.5 (goal: median <= 1.1, p90 <= 1.5, max <= 2.5, min >= 1)"
+      f"mapper ({name}): latency / max(compute, compulsory DRAM / bw) on "
+      f"{config.mapper_cases} random (dense layer, config) pairs: min {d['min']:.3f} "
+      f"median {d['median']:.3f} p90 {d['p90']:.3f} p99 {d['p99']:.3f} max {d['max']:.2f}; "
+      f"{100 * d['over']:.1f} % above 2.5 (goal: median <= 1.1, p90 <= 1.5, max <= 2.5, min >= 1)"
     )
-  for mapping in ("latency",) if a.smoke else ("scalesim", "latency"):
-    jx = bench_jax(m, n, k, a.population, repeats=1 if a.smoke else 3, mapping=mapping)
+  for mapping in cli.names(config.mappings):
+    jx = bench_jax(m, n, k, config.population, repeats=config.repeats, mapping=mapping)
     print(
       f"nf_jax.hw.simulate(mapping={mapping!r}): {jx['population']} configs in "
       f"{jx['seconds']:.4f} s (compile {jx['compile_s']:.2f} s) -> {jx['per_minute']:,.0f} "
       "configs/min (goal >= 1,000,000 with the mapper)"
     )
-  runner = None if a.no_scalesim else scalesim_runner(a.scalesim_python)
+  runner = scalesim_runner(config.scalesim_python) if config.scalesim else None
   if runner is None:
     print("SCALE-Sim half skipped: no runnable scalesim (see scripts/scalesim_oracle.py)")
     return
   agree = total = 0
   ss_times = []
-  for spec in a.scalesim_configs.split(","):
+  for spec in cli.names(config.scalesim_configs):
     dims, df = spec.split(":")
     r, c = (int(x) for x in dims.split("x"))
     ss = run_scalesim(runner, (m, n, k, r, c, df))
@@ -213,4 +217,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  here = os.path.dirname(os.path.abspath(__file__))
+  cli.run(main, os.path.join(here, "configs", "hw_bench.py"), validate=validate)

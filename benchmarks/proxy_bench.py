@@ -1,7 +1,7 @@
 r"""Data-free scoring throughput: candidate topologies scored per minute (goal >= 1000 on 2 cores).
 
 Scores the population ``python -m nf_jax.topo_search`` would score (all candidates of width
-``--n`` within ``--budget``, depths ``[--depth_min, --depth_max]``), twice in one process:
+``n`` within ``budget``, depths ``[depth_min, depth_max]``), twice in one process:
 
 * cold: first pass, including one XLA compilation per (padded lanes, depth) group;
 * warm: second pass over the same population (what a co-design search pays per generation
@@ -10,39 +10,31 @@ Scores the population ``python -m nf_jax.topo_search`` would score (all candidat
 Prints candidates/minute for each pass, the ratio to the 1000/min goal, and the time split
 (structural path statistics vs. fit) with the slowest shape groups.
 
-  python benchmarks/proxy_bench.py                  # n=1024, budget 100k (a few minutes)
-  python benchmarks/proxy_bench.py --smoke          # seconds: what CI runs
+Command, runtime and result: ``benchmarks/configs/proxy_bench.py`` (the default ``--config``;
+overrides ``--config.<field>=``, the pattern of :mod:`nf_jax.cli`)::
+
+  python benchmarks/proxy_bench.py --config=benchmarks/configs/proxy_bench.py:smoke   # CI
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import time
-from collections.abc import Sequence
 
-from absl import app, flags
+import ml_collections
 
-from nf_jax import proxy
+from nf_jax import cli, proxy
 from nf_jax import topo_search as S
 
 GOAL_PER_MINUTE = 1000  # issue 5's goal
-
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("n", 1024, "Layer width of the candidates.")
-flags.DEFINE_integer("budget", 100_000, "Parameter budget of the candidates.")
-flags.DEFINE_integer("depth_min", 2, "Smallest depth.")
-flags.DEFINE_integer("depth_max", 12, "Largest depth.")
-flags.DEFINE_integer("fit_n", proxy.FitConfig.fit_n, "Proxy width of the fit.")
-flags.DEFINE_integer("steps", proxy.FitConfig.steps, "Adam steps per fit.")
-flags.DEFINE_integer("targets", proxy.FitConfig.targets, "Random targets per fit.")
-flags.DEFINE_bool("smoke", False, "Tiny sizes (n=16, few steps): a CI check that it runs.")
 
 
 def run(n: int, budget: int, depth_min: int, depth_max: int, config: proxy.FitConfig) -> dict:
   """Times two scoring passes; returns the numbers it prints."""
   candidates = S.enumerate_candidates(n, depth_min, depth_max, max_params=budget)
   if not candidates:
-    raise ValueError(f"no candidate of n={n} fits budget={budget}; raise --budget")
+    raise ValueError(f"no candidate of n={n} fits budget={budget}; raise --config.budget")
   groups = collections.Counter(
     (proxy._lanes(p), p.depth) for p in (proxy.proxy_topology(t, config.fit_n) for t in candidates)
   )
@@ -74,14 +66,12 @@ def run(n: int, budget: int, depth_min: int, depth_max: int, config: proxy.FitCo
   return out
 
 
-def main(argv: Sequence[str]) -> None:
-  del argv
-  if FLAGS.smoke:
-    run(8, 48, 1, 2, proxy.FitConfig(fit_n=None, steps=5, targets=1))
-    return
-  config = proxy.FitConfig(fit_n=FLAGS.fit_n or None, steps=FLAGS.steps, targets=FLAGS.targets)
-  run(FLAGS.n, FLAGS.budget, FLAGS.depth_min, FLAGS.depth_max, config)
+def main(config: ml_collections.ConfigDict) -> dict:
+  """Runs the benchmark as ``config`` (``benchmarks/configs/proxy_bench.py``) says."""
+  fit = proxy.FitConfig(fit_n=config.fit_n or None, steps=config.steps, targets=config.targets)
+  return run(config.n, config.budget, config.depth_min, config.depth_max, fit)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  here = os.path.dirname(os.path.abspath(__file__))
+  cli.run(main, os.path.join(here, "configs", "proxy_bench.py"))

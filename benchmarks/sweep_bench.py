@@ -3,33 +3,27 @@
 Both sides run the same jitted train step of :mod:`nf_jax.train` (compile excluded, one warm-up
 step each), on the same data, in one run; the script prints examples/s of each and the ratio.
 
-  python benchmarks/sweep_bench.py                       # 8 radix-2 butterflies, n=1024
-  python benchmarks/sweep_bench.py --name=dense --steps=20
-  python benchmarks/sweep_bench.py --smoke               # seconds; what CI runs
+Command, runtime and result: ``benchmarks/configs/sweep_bench.py`` (the default ``--config``;
+overrides ``--config.<field>=``, the pattern of :mod:`nf_jax.cli`)::
+
+  python benchmarks/sweep_bench.py --config.name=dense --config.steps=20
+  python benchmarks/sweep_bench.py --config=benchmarks/configs/sweep_bench.py:smoke   # CI
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
+import ml_collections
 import numpy as np
-from absl import app, flags
 from jax.sharding import NamedSharding, PartitionSpec
 
+from nf_jax import cli
+from nf_jax import topology as T
 from nf_jax import train as tr
 from nf_jax.data import Dataset
-
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("models", 8, "Models M per side.")
-flags.DEFINE_string("name", "butterfly", "Topology family (or dense).")
-flags.DEFINE_integer("n", 1024, "Hidden width.")
-flags.DEFINE_integer("radix", 2, "Butterfly radix (butterfly families).")
-flags.DEFINE_integer("depth", 10, "Sublayers per cascade.")
-flags.DEFINE_bool("skip", True, "Skip connections.")
-flags.DEFINE_integer("batch_size", 128, "Examples per step per model.")
-flags.DEFINE_integer("steps", 10, "Timed steps per model.")
-flags.DEFINE_bool("smoke", False, "Tiny sizes (2 models, n=32, d_in=32, 2 steps) for CI.")
 
 
 def synthetic(d_in: int, n: int = 2048, classes: int = 10) -> Dataset:
@@ -40,18 +34,31 @@ def synthetic(d_in: int, n: int = 2048, classes: int = 10) -> Dataset:
   return Dataset(x, y, x[:256], y[:256], classes, (d_in, 1, 1), "synthetic")
 
 
-def make_specs(m: int) -> list[tr.ModelSpec]:
-  if FLAGS.name == "dense":
-    return [tr.ModelSpec.create("dense", FLAGS.n, train_seed=s) for s in range(m)]
-  params = dict(depth=FLAGS.depth, skip=FLAGS.skip)
-  if FLAGS.name in ("butterfly", "parallel_butterfly", "block_diagonal"):
-    params["radix"] = FLAGS.radix
-  return [tr.ModelSpec.create(FLAGS.name, FLAGS.n, train_seed=s, **params) for s in range(m)]
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses a family the registry lacks, or a cascade setting of the dense baseline."""
+  cli.check_choices("name", [config.name], (*T.families(), "dense"))
+  takes = T.family(config.name).params if config.name in T.families() else frozenset()
+  ignored = sorted(overrides & ({"radix", "depth", "skip"} - takes))
+  if ignored:
+    raise ValueError(f"--config.{ignored[0]} does not apply to --config.name={config.name}")
 
 
-def examples_per_second(specs: list[tr.ModelSpec], ds: Dataset, steps: int) -> float:
+def make_specs(config: ml_collections.ConfigDict) -> list[tr.ModelSpec]:
+  """``config.models`` copies of the configured model, train seeds 0, 1, ..."""
+  seeds = range(config.models)
+  if config.name == "dense":  # the nn.Dense baseline
+    return [tr.ModelSpec.create("dense", config.n, train_seed=s) for s in seeds]
+  params = dict(depth=config.depth, skip=config.skip)
+  if "radix" in T.family(config.name).params:
+    params["radix"] = config.radix
+  return [tr.ModelSpec.create(config.name, config.n, train_seed=s, **params) for s in seeds]
+
+
+def examples_per_second(
+  specs: list[tr.ModelSpec], ds: Dataset, steps: int, batch_size: int
+) -> float:
   """Examples/s of ``steps`` train steps of ``specs`` as one vmapped program (no compile)."""
-  config = tr.TrainConfig(batch_size=FLAGS.batch_size, num_epochs=1)
+  config = tr.TrainConfig(batch_size=batch_size, num_epochs=1)
   d_in = ds.x_train.shape[1]
   mesh = tr.make_mesh(jax.devices()[:1]) if len(specs) == 1 else tr.make_mesh()
   models, rep = NamedSharding(mesh, PartitionSpec("models")), NamedSharding(mesh, PartitionSpec())
@@ -68,9 +75,7 @@ def examples_per_second(specs: list[tr.ModelSpec], ds: Dataset, steps: int) -> f
   x, y = tr._put(ds.x_train, rep), tr._put(ds.y_train, rep)
   rng = np.random.default_rng(1)
   batches = [
-    tr._put(
-      rng.integers(0, len(ds.x_train), (len(specs), FLAGS.batch_size), dtype=np.int32), models
-    )
+    tr._put(rng.integers(0, len(ds.x_train), (len(specs), batch_size), dtype=np.int32), models)
     for _ in range(steps + 1)
   ]
   out = train_step(*state, None, batches[0], x, y)  # warm-up: compile
@@ -81,30 +86,29 @@ def examples_per_second(specs: list[tr.ModelSpec], ds: Dataset, steps: int) -> f
     out = train_step(*state, None, idx, x, y)
     state = out[:3]
   jax.block_until_ready(out)
-  return len(specs) * steps * FLAGS.batch_size / (time.perf_counter() - t0)
+  return len(specs) * steps * batch_size / (time.perf_counter() - t0)
 
 
-def main(argv: list[str]) -> None:
-  del argv
-  if FLAGS.smoke:
-    FLAGS.models, FLAGS.n, FLAGS.steps, FLAGS.batch_size, FLAGS.depth = 2, 32, 2, 16, 2
-  d_in = 32 if FLAGS.smoke else 784
-  ds = synthetic(d_in)
-  specs = make_specs(FLAGS.models)
-  vmapped = examples_per_second(specs, ds, FLAGS.steps)
+def main(config: ml_collections.ConfigDict) -> float:
+  """Runs the benchmark as ``config`` (``benchmarks/configs/sweep_bench.py``) says; returns the
+  ratio vmapped / sequential."""
+  steps, batch = config.steps, config.batch_size
+  ds = synthetic(config.d_in)
+  specs = make_specs(config)
+  vmapped = examples_per_second(specs, ds, steps, batch)
   # One after another: each model's own M=1 program (compiled once, shared by all M).
-  seq_times = [
-    FLAGS.steps * FLAGS.batch_size / examples_per_second([s], ds, FLAGS.steps) for s in specs
-  ]
-  sequential = len(specs) * FLAGS.steps * FLAGS.batch_size / sum(seq_times)
+  seq_times = [steps * batch / examples_per_second([s], ds, steps, batch) for s in specs]
+  sequential = len(specs) * steps * batch / sum(seq_times)
   print(
-    f"{specs[0].label().split(' seed')[0]}, M={len(specs)}, batch {FLAGS.batch_size}, "
-    f"{FLAGS.steps} steps, {jax.device_count()} device(s) [{jax.devices()[0].platform}]"
+    f"{specs[0].label().split(' seed')[0]}, M={len(specs)}, batch {batch}, "
+    f"{steps} steps, {jax.device_count()} device(s) [{jax.devices()[0].platform}]"
   )
   print(f"vmapped    : {vmapped:10.0f} examples/s")
   print(f"sequential : {sequential:10.0f} examples/s")
   print(f"ratio vmapped / sequential: {vmapped / sequential:.2f}x")
+  return vmapped / sequential
 
 
 if __name__ == "__main__":
-  app.run(main)
+  here = os.path.dirname(os.path.abspath(__file__))
+  cli.run(main, os.path.join(here, "configs", "sweep_bench.py"), validate=validate)

@@ -25,8 +25,6 @@ paper's claims is reported as measured.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -260,11 +258,7 @@ def main(argv: Sequence[str]) -> None:
   os.makedirs(FLAGS.out, exist_ok=True)
   text = "\n".join(lines) + "\n"
   io_utils.atomic_write_text(os.path.join(FLAGS.out, "report.md"), text)
-  buf = io.StringIO()
-  w = csv.DictWriter(buf, fieldnames=list(table[0]), lineterminator="\n")
-  w.writeheader()
-  w.writerows(table)
-  io_utils.atomic_write_text(os.path.join(FLAGS.out, "families_by_budget.csv"), buf.getvalue())
+  io_utils.atomic_write_csv(os.path.join(FLAGS.out, "families_by_budget.csv"), table)
   io_utils.atomic_write_text(
     os.path.join(FLAGS.out, "claims.json"),
     json.dumps(dict(claim=claim, skip=skips), indent=1, default=str),

@@ -28,8 +28,6 @@ interval above 0). Writes ``judgement.md``, ``judgement.json``, ``scores.csv`` a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -39,9 +37,8 @@ import numpy as np
 from absl import app, flags, logging
 
 from nf_jax import calibration as C
-from nf_jax import io_utils, proxy, space_table
+from nf_jax import io_utils, proxy, score_eval, space_table
 from nf_jax import pareto_problem as PP
-from nf_jax import score_eval as E
 from nf_jax import topology as T
 from nf_jax import zero_cost as Z
 
@@ -93,9 +90,10 @@ def judge(
   out = {}
   for name, score in scores.items():
     finite = np.where(np.isfinite(score), score, np.nanmin(score[np.isfinite(score)]) - 1)
-    res = E.evaluate(finite, val, params, samples=samples)
-    res["spearman_test"] = E.spearman(finite, test)
-    res["iso_spearman_test"] = E.iso_spearman(finite, test, E.iso_groups(params))[0]
+    res = score_eval.evaluate(finite, val, params, samples=samples)
+    res["spearman_test"] = score_eval.spearman(finite, test)
+    groups = score_eval.iso_groups(params)
+    res["iso_spearman_test"] = score_eval.iso_spearman(finite, test, groups)[0]
     out[name] = res
   return out
 
@@ -208,7 +206,7 @@ def plot_regret(scores, val, params, out_path: str) -> None:
 
   fig, ax = plt.subplots(figsize=(8, 4.5))
   for name in ("log_params", "fit_score", "spectral_gap", "naswot", "random"):
-    budgets, ours, chance = E.budget_regret(scores[name], val, params)
+    budgets, ours, chance = score_eval.budget_regret(scores[name], val, params)
     ax.step(budgets, 100 * ours, where="post", label=name)
   ax.step(budgets, 100 * chance, where="post", color="k", ls=":", label="random pick (expected)")
   ax.set_xscale("log")
@@ -250,16 +248,14 @@ def main(argv: Sequence[str]) -> None:
     os.path.join(FLAGS.out, "judgement.json"),
     json.dumps(dict(scores=results, calibration=calibrations), indent=1, default=float),
   )
-  buf = io.StringIO()
-  writer = csv.writer(buf, lineterminator="\n")
   names = sorted(scores)
-  writer.writerow(["key", "val_mean", "test_mean", "model_params", *names])
-  for i, r in enumerate(rows):
-    writer.writerow(
-      [r["key"], r["val_mean"], r["test_mean"], r["model_params"]]
-      + [f"{scores[n][i]:.6g}" for n in names]
-    )
-  io_utils.atomic_write_text(os.path.join(FLAGS.out, "scores.csv"), buf.getvalue())
+  table = [
+    {k: r[k] for k in ("key", "val_mean", "test_mean", "model_params")}
+    | {n: f"{scores[n][i]:.6g}" for n in names}
+    for i, r in enumerate(rows)
+  ]
+  columns = ["key", "val_mean", "test_mean", "model_params", *names]
+  io_utils.atomic_write_csv(os.path.join(FLAGS.out, "scores.csv"), table, columns)
   plot_regret(scores, val, params, os.path.join(FLAGS.out, "regret_by_budget.png"))
   print(text)
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from nf_jax import distributed, sweep, train, watchdog
+from nf_jax import distributed, sweep, watchdog
+from nf_jax import train as tr
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for results.csv, results.json, plots, checkpoints.")
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> None:
   except ValueError as err:  # a partial or out-of-range set of multi-host flags
     raise app.UsageError(str(err)) from err
   if FLAGS.watchdog:
-    watchdog.start(first_beat_within_s=train.WATCHDOG_SETUP_S)
+    watchdog.start(first_beat_within_s=tr.WATCHDOG_SETUP_S)
   report = sweep.run(FLAGS.config, FLAGS.workdir, progress=FLAGS.progress)
   logging.info("goals: %s", report["goals"])
   print(

@@ -311,8 +311,8 @@ def _write(tasks: dict[str, dict[str, Any]], workdir: str, score: str) -> None:
       f"(goal <= {GAP_POINTS}: {'met' if pick['within_goal'] else 'NOT met'}).",
       "",
     ]
-  io_utils.atomic_write_text(os.path.join(workdir, "validation.csv"), S.rows_to_csv(corr_rows))
-  io_utils.atomic_write_text(os.path.join(workdir, "topologies.csv"), S.rows_to_csv(topo_rows))
+  io_utils.atomic_write_csv(os.path.join(workdir, "validation.csv"), corr_rows)
+  io_utils.atomic_write_csv(os.path.join(workdir, "topologies.csv"), topo_rows)
   io_utils.atomic_write_text(os.path.join(workdir, "validation.md"), "\n".join(md))
   _plot(tasks, os.path.join(workdir, "scatter.png"))
 

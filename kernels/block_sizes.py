@@ -46,14 +46,13 @@ class BlockSizes:
   def get_default(cls, backend: str = "cpu", impl: str | None = None) -> BlockSizes:
     """Defaults per backend (``cpu``, ``gpu``/``cuda``/``rocm``, ``tpu``) and implementation.
 
-    CPU: 32 rows (128 KiB at N=1024 ... 512 KiB at N=4096, fp32) stay in L2; the best of
-    16/32/64/128/256/1024 measured by the session that wrote this (N=4096, radix 2). GPU/TPU,
-    ``xla_blocked``: the whole batch at once (``UNTILED``), so each stage is one batched matmul
-    over every row; a ``lax.map`` over small tiles runs them one after another (68 ms forward
-    on an H100 in the first GPU run, benchmarks/README.md). GPU/TPU, ``pallas``: the Triton
-    kernel holds a ``[batch_tile, N]`` tile and its ``batch_tile x N x fan-in`` stage products
-    in registers, so few rows and little merging: the best of the sweep in
-    ``benchmarks/gpu_check.sh`` on an H100 (N=4096, B=8192, fp32; benchmarks/README.md).
+    CPU: 32 rows (128 KiB at N=1024 ... 512 KiB at N=4096, fp32) stay in L2 (the best tile of
+    a sweep at N=4096, radix 2: benchmarks/README.md). GPU/TPU, ``xla_blocked``: the whole
+    batch at once (``UNTILED``), so each stage is one batched matmul over every row; a
+    ``lax.map`` over small tiles runs them one after another, which was slow on an H100
+    (benchmarks/README.md). GPU/TPU, ``pallas``: the Triton kernel holds a ``[batch_tile, N]``
+    tile and its ``batch_tile x N x fan-in`` stage products in registers, so few rows and little
+    merging: the best of the sweep in ``benchmarks/gpu_check.sh`` (benchmarks/README.md).
     """
     if backend == "cpu":
       return cls(batch_tile=32, max_merge=16)

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from nf_jax import proxy as P
-from nf_jax import sweep
+from nf_jax import proxy, sweep
 from nf_jax import topology as T
 
 DEFAULT_CSV = os.path.join(
@@ -38,7 +37,7 @@ DEFAULT_CSV = os.path.join(
 )
 DEFAULT_FEATURES = ("fit_score", "log_params")
 STRUCTURAL_FEATURES = ("connectivity", "path_entropy", "log_paths", "log_params")
-FEATURES = P.SCORE_NAMES + ("log_params",)
+FEATURES = proxy.SCORE_NAMES + ("log_params",)
 PARAM_KEYS = ("depth", "radix", "width", "fan_in")
 
 Spec = tuple[str, int, dict[str, Any]]
@@ -104,18 +103,18 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
 
 
 def features(
-  specs: Sequence[Spec], names: Sequence[str], fit_config: P.FitConfig | None = None
+  specs: Sequence[Spec], names: Sequence[str], fit_config: proxy.FitConfig | None = None
 ) -> np.ndarray:
   """``float64[len(specs), len(names)]`` features of hidden topologies (one batched scoring)."""
-  fit_config = P.FitConfig() if fit_config is None else fit_config
+  fit_config = proxy.FitConfig() if fit_config is None else fit_config
   bad = [n for n in names if n not in FEATURES]
   if bad:
     raise ValueError(f"features {bad} unknown; choose from {FEATURES}")
   ts = [T.make(name, n, **params) for name, n, params in specs]
-  need_fit = any(n in P.FIT_SCORES for n in names)
-  need_struct = any(n in P.STRUCTURAL_SCORES for n in names)
+  need_fit = any(n in proxy.FIT_SCORES for n in names)
+  need_struct = any(n in proxy.STRUCTURAL_SCORES for n in names)
   scores = (
-    P.score_topologies(ts, fit_config, structural=need_struct, fit=need_fit)
+    proxy.score_topologies(ts, fit_config, structural=need_struct, fit=need_fit)
     if (need_fit or need_struct)
     else {}
   )
@@ -175,7 +174,7 @@ def fit(
   specs: Sequence[Spec],
   accuracy: np.ndarray,
   names: Sequence[str] = DEFAULT_FEATURES,
-  fit_config: P.FitConfig | None = None,
+  fit_config: proxy.FitConfig | None = None,
   lam: float = 1.0,
   source: str = "",
 ) -> Calibration:
@@ -247,7 +246,7 @@ class CalibratedRegion:
 def from_csv(
   path: str = DEFAULT_CSV,
   names: Sequence[str] = DEFAULT_FEATURES,
-  fit_config: P.FitConfig | None = None,
+  fit_config: proxy.FitConfig | None = None,
 ) -> Calibration:
   """:func:`fit` on the rows of a study results CSV."""
   specs, acc = load_results(path)

@@ -1,9 +1,16 @@
-"""Atomic writes: a result file is either the old version or the complete new one."""
+"""Atomic writes: a result file is either the old version or the complete new one.
+
+Also the project's one CSV writer (:func:`rows_to_csv`, :func:`atomic_write_csv`): a header and
+one line per row, ``"\n"`` line ends, through :mod:`csv` (quoting where a value needs it).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -33,6 +40,32 @@ def atomic_write_text(path: str, text: str) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def rows_to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+  """CSV text of ``rows``: a header of ``columns`` (default: the first row's keys, in order) and
+  one line per row; ``""`` for no rows and no columns.
+
+  Raises:
+    ValueError: a row has a key that is not a column (a missing key is written empty).
+  """
+  rows = list(rows)
+  if columns is None:
+    if not rows:
+      return ""
+    columns = list(rows[0])
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  return buffer.getvalue()
+
+
+def atomic_write_csv(
+  path: str, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None
+) -> None:
+  """:func:`rows_to_csv` written to ``path`` with :func:`atomic_write_text`."""
+  atomic_write_text(path, rows_to_csv(rows, columns))
 
 
 def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:

@@ -1,4 +1,9 @@
-"""Flax layers: :class:`SparseCascade`, a drop-in replacement for ``flax.linen.Dense``."""
+"""Flax layers: :class:`SparseCascade`, a drop-in replacement for ``flax.linen.Dense``, and its
+NNX twin :class:`NnxSparseCascade` (a replacement for ``flax.nnx.Linear``).
+
+Both share the parameter names (``stage_{s}``, ``bias``), the init (:func:`stage_initializers`)
+and the forward pass (:func:`apply_cascade`), so one's parameters run unchanged in the other.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from nf_jax import kernels
 from nf_jax.init_scale import INITS as INITS
@@ -16,6 +22,8 @@ from nf_jax.init_scale import SKIP_CASCADE_GAIN as SKIP_CASCADE_GAIN
 from nf_jax.init_scale import stage_init_variances as stage_init_variances
 from nf_jax.kernels.xla_gather import stage_gather
 from nf_jax.topology import Topology
+
+ZEROS = nn.initializers.zeros_init()  # the default bias init of both layers
 
 
 class SparseCascade(nn.Module):
@@ -72,26 +80,13 @@ class SparseCascade(nn.Module):
   dtype: Any = None
   param_dtype: Any = jnp.float32
   weight_init: str = "depth_aware"
-  bias_init: Callable[..., jax.Array] = nn.initializers.zeros_init()
+  bias_init: Callable[..., jax.Array] = ZEROS
   activation: Callable[[jax.Array], jax.Array] | None = None
   impl: str = "auto"
   interpret: bool = False
 
   def __post_init__(self) -> None:
-    # Integer weights would be initialised by truncating draws of variance ~1/fan_in: all 0.
-    for field in ("param_dtype", "dtype"):
-      value = getattr(self, field)
-      if value is None and field == "dtype":
-        continue
-      try:
-        floating = jnp.issubdtype(jnp.dtype(value), jnp.floating)
-      except TypeError:
-        floating = False
-      if not floating:
-        raise ValueError(
-          f"SparseCascade {field}={value!r} is not a floating dtype; use jnp.float32 or "
-          "jnp.bfloat16 (to quantise, convert trained float weights afterwards)"
-        )
+    check_float_dtypes(self.dtype, self.param_dtype)
     super().__post_init__()
 
   @property
@@ -99,46 +94,22 @@ class SparseCascade(nn.Module):
     """Output width, as ``nn.Dense.features``."""
     return self.topology.n_out
 
-  def _stage_weights(self) -> list[jax.Array]:
-    variances = stage_init_variances(self.topology, self.weight_init)
-    weights = []
-    for s, (table, var) in enumerate(zip(self.topology.stages, variances)):
-      if self.weight_init == "depth_aware":
-        init = _isometric_block_init(table, var)
-      else:
-        init = nn.initializers.normal(stddev=float(np.sqrt(var)))
-      weights.append(self.param(f"stage_{s}", init, table.shape, self.param_dtype))
-    return weights
-
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """``x: [..., n_in] -> [..., n_out]``."""
-    if x.shape[-1] != self.topology.n_in:
-      raise ValueError(
-        f"x.shape={tuple(x.shape)} does not match the topology's n_in={self.topology.n_in}"
-      )
-    weights = self._stage_weights()
+    inits = stage_initializers(self.topology, self.weight_init)
+    weights = [
+      self.param(f"stage_{s}", init, table.shape, self.param_dtype)
+      for s, (init, table) in enumerate(zip(inits, self.topology.stages))
+    ]
     bias = (
       self.param("bias", self.bias_init, (self.topology.n_out,), self.param_dtype)
       if self.use_bias
       else None
     )
-    x, bias, *weights = nn.dtypes.promote_dtype(x, bias, *weights, dtype=self.dtype)
-    if self.activation is None:
-      y = kernels.cascade_matmul(x, weights, self.topology, self.impl, interpret=self.interpret)
-    else:
-      lead = x.shape[:-1]
-      h = x.reshape(-1, self.topology.n_in)
-      t = self.topology
-      tables = zip(weights, t.stages, t.skips, t.scatters, t.skip_scatters)
-      for s, (w, table, skip, scatter, skip_scatter) in enumerate(tables):
-        h = stage_gather(h, w, table, skip, scatter, skip_scatter)
-        if s < self.topology.depth - 1:
-          h = self.activation(h)
-      y = h.reshape(*lead, self.topology.n_out)
-    if bias is not None:
-      y = y + bias
-    return y
+    return apply_cascade(
+      x, weights, bias, self.topology, self.dtype, self.activation, self.impl, self.interpret
+    )
 
   def to_dense(self) -> jax.Array:
     """The linear part as a dense ``[n_in, n_out]`` matrix (requires bound params).
@@ -150,6 +121,151 @@ class SparseCascade(nn.Module):
       raise ValueError("to_dense() is undefined with an activation between sublayers")
     weights = [self.get_variable("params", f"stage_{s}") for s in range(self.topology.depth)]
     return kernels.cascade_dense_matrix(weights, self.topology)
+
+
+class NnxSparseCascade(nnx.Module):
+  """The NNX twin of :class:`SparseCascade` (same parameters, init scheme and forward pass).
+
+  Params: ``stage_{s}: nnx.Param[n_out_s, fan_in_s]`` and, with ``use_bias``,
+  ``bias: nnx.Param[n_out]``, named as the Linen layer's, so its ``params`` load with
+  :meth:`load_linen_params`. Arguments are those of :class:`SparseCascade`, plus ``rngs`` (the
+  ``params`` stream draws the weights).
+
+  Example:
+    >>> t = T.make("butterfly", 16, radix=2)
+    >>> layer = NnxSparseCascade(t, rngs=nnx.Rngs(0))
+    >>> layer(jnp.ones((3, 16))).shape
+    (3, 16)
+  """
+
+  def __init__(
+    self,
+    topology: Topology,
+    *,
+    use_bias: bool = True,
+    dtype: Any = None,
+    param_dtype: Any = jnp.float32,
+    weight_init: str = "depth_aware",
+    bias_init: Callable[..., jax.Array] = ZEROS,
+    activation: Callable[[jax.Array], jax.Array] | None = None,
+    impl: str = "auto",
+    interpret: bool = False,
+    rngs: nnx.Rngs,
+  ) -> None:
+    check_float_dtypes(dtype, param_dtype)
+    self.topology = topology
+    self.dtype, self.activation, self.impl, self.interpret = dtype, activation, impl, interpret
+    inits = stage_initializers(topology, weight_init)
+    for s, (init, table) in enumerate(zip(inits, topology.stages)):
+      setattr(self, f"stage_{s}", nnx.Param(init(rngs.params(), table.shape, param_dtype)))
+    self.bias = (
+      nnx.Param(bias_init(rngs.params(), (topology.n_out,), param_dtype)) if use_bias else None
+    )
+
+  @property
+  def features(self) -> int:
+    """Output width, as ``SparseCascade.features``."""
+    return self.topology.n_out
+
+  def _weights(self) -> list[jax.Array]:
+    return [getattr(self, f"stage_{s}")[...] for s in range(self.topology.depth)]
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """``x: [..., n_in] -> [..., n_out]``."""
+    bias = None if self.bias is None else self.bias[...]
+    return apply_cascade(
+      x,
+      self._weights(),
+      bias,
+      self.topology,
+      self.dtype,
+      self.activation,
+      self.impl,
+      self.interpret,
+    )
+
+  def to_dense(self) -> jax.Array:
+    """The linear part as a dense ``[n_in, n_out]`` matrix (only without ``activation``)."""
+    if self.activation is not None:
+      raise ValueError("to_dense() is undefined with an activation between sublayers")
+    return kernels.cascade_dense_matrix(self._weights(), self.topology)
+
+  def load_linen_params(self, params: dict[str, jax.Array]) -> None:
+    """Sets the weights from a :class:`SparseCascade`'s ``variables["params"]`` (same names
+    and shapes; raises ``ValueError`` naming a missing, extra or misshapen entry)."""
+    names = {f"stage_{s}" for s in range(self.topology.depth)}
+    names |= {"bias"} if self.bias is not None else set()
+    if set(params) != names:
+      raise ValueError(
+        f"params have {sorted(params)}; this layer needs exactly {sorted(names)} (use_bias must "
+        "match the Linen layer's)"
+      )
+    for name in sorted(names):
+      param = getattr(self, name)
+      if tuple(params[name].shape) != tuple(param.shape):
+        raise ValueError(f"params[{name!r}].shape={tuple(params[name].shape)}; need {param.shape}")
+      param[...] = jnp.asarray(params[name], param.dtype)
+
+
+def check_float_dtypes(dtype: Any, param_dtype: Any) -> None:
+  """Refuses a non-floating ``param_dtype`` or ``dtype`` (``dtype=None``: inferred).
+
+  Integer weights would be initialised by truncating draws of variance ~1/fan_in: all 0.
+  """
+  for field, value in (("param_dtype", param_dtype), ("dtype", dtype)):
+    if value is None and field == "dtype":
+      continue
+    try:
+      floating = jnp.issubdtype(jnp.dtype(value), jnp.floating)
+    except TypeError:
+      floating = False
+    if not floating:
+      raise ValueError(
+        f"SparseCascade {field}={value!r} is not a floating dtype; use jnp.float32 or "
+        "jnp.bfloat16 (to quantise, convert trained float weights afterwards)"
+      )
+
+
+def stage_initializers(topology: Topology, weight_init: str) -> list[Callable[..., jax.Array]]:
+  """One initializer ``(key, shape, dtype) -> [n_out_s, fan_in_s]`` per stage (the scheme of
+  :class:`SparseCascade`'s docstring; ``weight_init`` one of ``INITS``)."""
+  variances = stage_init_variances(topology, weight_init)
+  if weight_init == "depth_aware":
+    return [_isometric_block_init(table, var) for table, var in zip(topology.stages, variances)]
+  return [nn.initializers.normal(stddev=float(np.sqrt(var))) for var in variances]
+
+
+def apply_cascade(
+  x: jax.Array,
+  weights: list[jax.Array],
+  bias: jax.Array | None,
+  topology: Topology,
+  dtype: Any = None,
+  activation: Callable[[jax.Array], jax.Array] | None = None,
+  impl: str = "auto",
+  interpret: bool = False,
+) -> jax.Array:
+  """The forward pass of both layers: ``x: [..., n_in] -> [..., n_out]``, computed in ``dtype``
+  (None: promoted from the inputs), with ``activation`` between sublayers if given."""
+  if x.shape[-1] != topology.n_in:
+    raise ValueError(f"x.shape={tuple(x.shape)} does not match the topology's n_in={topology.n_in}")
+  x, bias, *weights = nn.dtypes.promote_dtype(x, bias, *weights, dtype=dtype)
+  if activation is None:
+    y = kernels.cascade_matmul(x, weights, topology, impl, interpret=interpret)
+  else:
+    lead = x.shape[:-1]
+    h = x.reshape(-1, topology.n_in)
+    tables = zip(
+      weights, topology.stages, topology.skips, topology.scatters, topology.skip_scatters
+    )
+    for s, (w, table, skip, scatter, skip_scatter) in enumerate(tables):
+      h = stage_gather(h, w, table, skip, scatter, skip_scatter)
+      if s < topology.depth - 1:
+        h = activation(h)
+    y = h.reshape(*lead, topology.n_out)
+  if bias is not None:
+    y = y + bias
+  return y
 
 
 def _row_groups(table: np.ndarray) -> np.ndarray | None:

@@ -17,10 +17,9 @@ Two kinds of score, all computed from the topology's tables alone:
   1: they add nothing; ``sqrt(1 - density)`` for a single masked stage),
   ``fit_score = 1 - fit_residual``. Why ``- S``: the skip paths are fixed, so ``S`` is part of
   every map the layer can realise, whatever the weights. A random table rarely contains a lane's
-  home lane, so fitting ``A`` itself charged such topologies for an identity they can never
-  cancel (residuals 1.1-1.4, ranked below everything), although training loses at most 0.5
-  points to the skip; with ``- S`` the Spearman rho over the complete study (57 topologies) rose
-  from 0.782 to 0.878. Letting a free gain scale each skip instead fell to 0.720.
+  home lane, so fitting ``A`` itself would charge such topologies for an identity they can never
+  cancel (the measurements behind this choice, and the alternative rejected, are in
+  experiments/README.md, "Data-free score validation").
   ``eff_rank`` is the entropy effective rank (Roy & Vetterli, EUSIPCO 2007) of ``W`` at the
   random initialisation, divided by ``min(n_in, n_out)``.
 
@@ -33,10 +32,8 @@ cannot reach: it is data-agnostic by construction. The fit is run at a small pro
 rebuilds each family at that width keeping its shape (depth in units of the full-mixing depth
 ``log_radix n``, parallel width, skip, seed) and shrinking only the block size. Whether the
 ranking survives that rescaling is an empirical claim: ``experiments/validate_proxy.py``
-measures it against trained accuracy. 64 rather than 32: on the second validation task
-(width 256) Spearman rho rose from 0.871 to 0.918 and the top-pick gap fell from 0.77 to 0.37
-points; on the first 14 topologies of the main study rho rose from 0.635 to 0.767; the fit
-costs about 8x more per candidate.
+measures it against trained accuracy (64 rather than 32 ranks better on both validation tasks:
+experiments/README.md).
 
 Cost (2-core CPU, see ``benchmarks/proxy_bench.py``): per candidate
 ``~6 * steps * targets * branches * depth * L**3`` flops for the fit (``L``: padded lanes) plus one
@@ -92,9 +89,8 @@ class FitConfig:
   """
 
   fit_n: int | None = 64
-  # One target and 75 steps ranked as well as 3 x 150 (6x the cost) on both validation tasks:
-  # Spearman 0.879 / 0.909 vs 0.883 / 0.918 (44-topology study, earlier objective); 50 steps
-  # fell to 0.853 / 0.900 (experiments/README.md).
+  # One target and 75 steps rank as well as 3 x 150 at a sixth of the cost on both validation
+  # tasks; 50 steps rank worse (experiments/README.md, "Cheaper fits").
   targets: int = 1
   steps: int = 75
   learning_rate: float = 0.05
@@ -189,8 +185,8 @@ def stage_masks(t: T.Topology, lanes: int) -> tuple[np.ndarray, np.ndarray]:
   fixed[b, s])``. Each block sits top-left, zero-padded: ``mask[b, s, i, j] = 1`` where output
   j of stage s gathers input i (repeated edges carry one free weight between them, so 1 either
   way) and ``fixed`` holds the skip coefficients ``1 / r_s``. This is the numpy mirror of
-  :func:`nf_jax.kernels.reference.stage_dense_matrix` (built on the host: the JAX version
-  costs ~20 ms of dispatch per topology, more than its whole fit).
+  :func:`nf_jax.kernels.reference.stage_dense_matrix`, built on the host because the JAX
+  version's per-topology dispatch costs more than the fit.
   """
   p = branches(t)
   mask = np.zeros((p, t.depth, lanes, lanes), np.float32)
@@ -227,11 +223,9 @@ def _effective_rank(w: jax.Array, size: jax.Array) -> jax.Array:
   return jnp.exp(-jnp.sum(p * jnp.log(safe))) / size
 
 
-# XLA:CPU's LLVM optimisation level 1 instead of the default shortens each compilation of the
-# fit by ~30%; its time is in matmul library calls, which the level does not touch. Measured with
-# benchmarks/proxy_bench.py in two runs on an idle CPU, before and after: first pass 284 -> 376
-# candidates/min, warm 1162 -> 1214/min (benchmarks/README.md). An ad-hoc check on 4 shape
-# groups gave identical residuals at both levels.
+# XLA:CPU's LLVM optimisation level 1 instead of the default compiles the fit faster at no cost
+# to its run time, which is spent in matmul library calls the level does not touch
+# (benchmarks/README.md, "proxy_bench.py", has the numbers).
 @functools.partial(
   jax.jit,
   static_argnames=("steps", "learning_rate"),
@@ -398,11 +392,9 @@ def score_topologies(
 
   Cost: per candidate ``~6 * steps * targets * branches * depth * L**3`` flops for the fit
   (``L`` = proxy lanes padded to a power of two, 64 or 128 at the default ``fit_n=64``) plus
-  one :func:`nf_jax.topology.path_stats` at full width; one XLA compilation (~0.9 s) per
-  (lanes, depth, branches) group. Measured by ``python benchmarks/proxy_bench.py`` (310
-  candidates, n=1024, budget 100k, 40 groups) on an idle 2-core CPU at the default fit (width
-  64, 1 target, 75 steps): 1162-1298 candidates/min warm (a later pass), 376/min for the first
-  pass of a process (compilations included, at optimisation level 1; 284/min at the default).
+  one :func:`nf_jax.topology.path_stats` at full width; one XLA compilation per
+  (lanes, depth, branches) group. Throughput: ``benchmarks/proxy_bench.py`` and its numbers in
+  benchmarks/README.md.
 
   Example:
     >>> ts = [T.make("butterfly", 64, radix=2), T.make("random", 64, fan_in=2, depth=6)]

@@ -164,11 +164,7 @@ def build(
 
 def write(path: str, rows: Sequence[dict[str, Any]]) -> None:
   """The table to ``path`` (CSV, ``TABLE_COLUMNS``), atomically."""
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  io_utils.atomic_write_text(path, buffer.getvalue())
+  io_utils.atomic_write_csv(path, rows, TABLE_COLUMNS)
 
 
 @dataclasses.dataclass(frozen=True)

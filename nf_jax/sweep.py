@@ -29,7 +29,6 @@ import csv
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import math
 import os
@@ -43,8 +42,7 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
-from nf_jax import data as data_lib
-from nf_jax import io_utils, watchdog
+from nf_jax import data, io_utils, watchdog
 from nf_jax import train as tr
 
 RESULT_COLUMNS = (
@@ -265,12 +263,9 @@ def _check_complete(path: str) -> None:
 
 def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
   """All rows to ``path`` atomically (a reader sees the old file or the complete new one)."""
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-  writer.writeheader()
-  for row in rows:
-    writer.writerow({c: row[c] for c in RESULT_COLUMNS})
-  io_utils.atomic_write_text(path, buffer.getvalue())
+  io_utils.atomic_write_csv(
+    path, [{c: row[c] for c in RESULT_COLUMNS} for row in rows], RESULT_COLUMNS
+  )
 
 
 @functools.lru_cache(maxsize=4)
@@ -282,14 +277,14 @@ def load_dataset(
   pool: int = 1,
   validation_size: int = 0,
   validation_seed: int = 0,
-) -> data_lib.Dataset:
+) -> data.Dataset:
   """:func:`nf_jax.data.load`, average-pooled by ``pool`` (:func:`nf_jax.data.pool`), with
   ``validation_size`` training examples held out (:func:`nf_jax.data.split_validation`; 0:
   none), then cut to the first ``max_*`` examples (0: all; ``max_train`` cuts both the
   remaining training and the validation examples)."""
-  ds = data_lib.pool(data_lib.load(name, data_dir), pool)
+  ds = data.pool(data.load(name, data_dir), pool)
   if validation_size:
-    ds = data_lib.split_validation(ds, validation_size, validation_seed)
+    ds = data.split_validation(ds, validation_size, validation_seed)
   if max_train:
     ds = ds._replace(x_train=ds.x_train[:max_train], y_train=ds.y_train[:max_train])
     if ds.x_val is not None:
@@ -486,16 +481,12 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_summary_csv(path: str, summary: Sequence[dict[str, Any]]) -> None:
-  buffer = io.StringIO()
-  if summary:
-    writer = csv.DictWriter(buffer, fieldnames=list(summary[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(summary)
-  io_utils.atomic_write_text(path, buffer.getvalue())
+  """The summary rows (columns of the first; an empty file for none) to ``path``, atomically."""
+  io_utils.atomic_write_csv(path, summary)
 
 
-# The issue's goals: dense >= 89% test accuracy; best cascade at <= 10% of the dense hidden
-# params within 1 point of dense.
+# The topology study's goals (check_goals; results in experiments/README.md): dense >= 89% test
+# accuracy; the best cascade at <= 10% of the dense hidden params within 1 point of dense.
 GOAL_DENSE_ACCURACY = 0.89
 GOAL_MAX_DENSITY = 0.10
 GOAL_GAP = 0.01

@@ -1,34 +1,32 @@
 r"""Data-free topology search: enumerate candidates within a parameter budget and rank them.
 
-Usage (2-core CPU: ~700 candidates for n=1024, a minute or two; see ``--help``)::
+Command, runtime and result: :mod:`nf_jax.configs.topo_search` (the default ``--config``; the
+pattern of every CLI is :mod:`nf_jax.cli`)::
 
-  python -m nf_jax.topo_search --workdir=runs/topo_search --n=1024 --budget=100000 \
-    --depth_min=2 --depth_max=12
+  python -m nf_jax.topo_search --workdir=runs/topo_search --config.budget=100000
 
 Candidates cover every family in ``nf_jax.topology.FAMILIES`` with their genes: radix (every
 radix the width admits), parallel width, Clos switch and middle-switch counts, random fan-in
-and seed, skip on/off, and depth in ``[depth_min, depth_max]``. Those within ``--budget``
+and seed, skip on/off, and depth in ``[depth_min, depth_max]``. Those within ``budget``
 trainable weights are scored by :func:`nf_jax.proxy.score_topologies` and ranked by
-``--score`` (best first; ties go to fewer parameters). Writes to ``--workdir``:
+``score`` (best first; ties go to fewer parameters). Writes to ``--workdir``:
 ``candidates.csv`` (ranked, every score), ``best.json`` (the chosen topology) and
 ``score_vs_params.png`` (score against parameters, coloured by family), all atomically.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import logging
 
-from nf_jax import io_utils, proxy
+from nf_jax import cli, io_utils, proxy
 from nf_jax import topology as T
-from nf_jax.compile_cache import enable_compilation_cache
 
 # Columns that rebuild a topology with T.make (empty cell: the family has no such parameter).
 SPEC_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "seed")
@@ -41,9 +39,9 @@ def enumerate_candidates(
   *,
   n_in: int | None = None,
   families: Sequence[str] = T.FAMILIES,
-  parallel_widths: Sequence[int] = (2, 4, 8),
-  fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
-  random_seeds: int = 1,
+  parallel_widths: Sequence[int] = T.SearchGrid.parallel_widths,
+  fan_ins: Sequence[int] = T.SearchGrid.fan_ins,
+  random_seeds: int = T.SearchGrid.random_seeds,
   skips: Sequence[bool] = (False, True),
   max_params: int | None = None,
 ) -> list[T.Topology]:
@@ -95,9 +93,9 @@ def candidate_specs(
   *,
   n_in: int | None = None,
   families: Sequence[str] = T.FAMILIES,
-  parallel_widths: Sequence[int] = (2, 4, 8),
-  fan_ins: Sequence[int] = (2, 4, 8, 16, 32),
-  random_seeds: int = 1,
+  parallel_widths: Sequence[int] = T.SearchGrid.parallel_widths,
+  fan_ins: Sequence[int] = T.SearchGrid.fan_ins,
+  random_seeds: int = T.SearchGrid.random_seeds,
   skips: Sequence[bool] = (False, True),
 ) -> list[tuple[str, dict[str, Any]]]:
   """The ``(family, params)`` grid of :func:`enumerate_candidates`, unbuilt (may be invalid)."""
@@ -184,7 +182,7 @@ def search(
     raise ValueError(
       f"budget={budget} is below the smallest feasible budget {smallest.num_params} for "
       f"n={n}, n_in={n_in or n}, depth in [{depth_min}, {depth_max}] (reached by {smallest}); "
-      f"use --budget >= {smallest.num_params}"
+      f"use budget >= {smallest.num_params} (--config.budget)"
     )
   if on_total is not None:
     on_total(len(feasible))
@@ -221,15 +219,6 @@ def _smallest_candidate(
   return None
 
 
-def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-  """CSV text of ``rows`` (columns of the first row)."""
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  return buf.getvalue()
-
-
 def plot_scores(rows: Sequence[dict[str, Any]], score: str, budget: int, path: str) -> None:
   """Scatter of ``score`` against parameter count, one colour per family, best starred."""
   import matplotlib
@@ -259,78 +248,78 @@ def plot_scores(rows: Sequence[dict[str, Any]], score: str, budget: int, path: s
 
 def write_results(rows: Sequence[dict[str, Any]], workdir: str, score: str, budget: int) -> None:
   """``candidates.csv``, ``best.json`` and ``score_vs_params.png`` in ``workdir``, atomically."""
-  io_utils.atomic_write_text(os.path.join(workdir, "candidates.csv"), rows_to_csv(rows))
+  io_utils.atomic_write_csv(os.path.join(workdir, "candidates.csv"), rows)
   best = dict(rows[0], ranked_by=score, budget=budget, candidates=len(rows))
   io_utils.atomic_write_text(os.path.join(workdir, "best.json"), json.dumps(best, indent=2) + "\n")
   plot_scores(rows, score, budget, os.path.join(workdir, "score_vs_params.png"))
 
 
-FLAGS = flags.FLAGS
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses settings :func:`run` cannot use, naming the field and the fix (before any work).
+
+  ``overrides``: the fields set on the command line (unused: every field applies).
+  """
+  del overrides
+  cli.check_choices("families", cli.names(config.families), T.families())
+  if config.score not in proxy.SCORE_NAMES:
+    raise ValueError(f"--config.score={config.score!r} is not one of {proxy.SCORE_NAMES}")
+  if config.budget < 1:
+    raise ValueError(f"--config.budget={config.budget} must be >= 1 (trainable weights)")
+  if config.fit_n != 0 and config.fit_n < 2:
+    raise ValueError(f"--config.fit_n={config.fit_n} must be >= 2, or 0 for full width")
+  for field in ("fit_steps", "fit_targets", "random_seeds"):
+    if config[field] < 1:
+      raise ValueError(f"--config.{field}={config[field]} must be >= 1")
+  if not 1 <= config.depth_min <= config.depth_max:
+    raise ValueError(
+      f"--config.depth_min={config.depth_min}, --config.depth_max={config.depth_max} must "
+      "satisfy 1 <= depth_min <= depth_max"
+    )
 
 
-def define_flags() -> None:
-  """The CLI's flags (defined only when run as a program, so importing never clashes)."""
-  flags.DEFINE_string("workdir", "runs/topo_search", "Output folder.")
-  flags.DEFINE_integer("n", 1024, "Layer width (output lanes).")
-  flags.DEFINE_integer("n_in", None, "Input width (default: n).")
-  flags.DEFINE_integer("budget", 100_000, "Largest number of trainable weights.")
-  flags.DEFINE_integer("depth_min", 1, "Smallest depth (stages).")
-  flags.DEFINE_integer("depth_max", 12, "Largest depth (stages).")
-  flags.DEFINE_list("families", list(T.FAMILIES), "Families to enumerate.")
-  flags.DEFINE_list("parallel_widths", ["2", "4", "8"], "parallel_butterfly widths.")
-  flags.DEFINE_list("fan_ins", ["2", "4", "8", "16", "32"], "random-family fan-ins.")
-  flags.DEFINE_integer("random_seeds", 1, "Seeds per random-family spec.")
-  flags.DEFINE_enum("score", proxy.PRIMARY_SCORE, list(proxy.SCORE_NAMES), "Ranking score.")
-  flags.DEFINE_integer(
-    "fit_n", proxy.FitConfig.fit_n, "Proxy width of the fit (0: each topology's own width)."
-  )
-  flags.DEFINE_integer("fit_steps", proxy.FitConfig.steps, "Adam steps per fit.")
-  flags.DEFINE_integer("fit_targets", proxy.FitConfig.targets, "Random targets per fit.")
-  flags.DEFINE_integer("seed", 0, "Seed of targets and initial weights.")
-  flags.DEFINE_bool(
-    "compilation_cache",
-    True,
-    "Keep compiled XLA programs in $NF_JAX_CACHE/jax_cache (default ~/.cache/nf_jax/jax_cache).",
-  )
-
-
-def main(argv: Sequence[str]) -> None:
-  del argv
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """Searches as ``config`` says (:mod:`nf_jax.configs.topo_search`), writes ``workdir`` and
+  prints the chosen topology; returns the ranked rows."""
   from tqdm import tqdm
 
-  if FLAGS.compilation_cache:
-    try:
-      enable_compilation_cache()
-    except ValueError as err:
-      raise SystemExit(f"error: {err}") from err
-
-  config = proxy.FitConfig(
-    fit_n=FLAGS.fit_n or None, targets=FLAGS.fit_targets, steps=FLAGS.fit_steps, seed=FLAGS.seed
+  fit = proxy.FitConfig(
+    fit_n=config.fit_n or None, targets=config.fit_targets, steps=config.fit_steps, seed=config.seed
   )
   bar = tqdm(desc="scoring candidates", unit="topo")
   rows = search(
-    FLAGS.n,
-    FLAGS.budget,
-    FLAGS.depth_min,
-    FLAGS.depth_max,
-    n_in=FLAGS.n_in,
-    score=FLAGS.score,
-    config=config,
+    config.n,
+    config.budget,
+    config.depth_min,
+    config.depth_max,
+    n_in=config.n_in,
+    score=config.score,
+    config=fit,
     progress=bar.update,
     on_total=lambda total: (setattr(bar, "total", total), bar.refresh()),
-    families=FLAGS.families,
-    parallel_widths=[int(w) for w in FLAGS.parallel_widths],
-    fan_ins=[int(f) for f in FLAGS.fan_ins],
-    random_seeds=FLAGS.random_seeds,
+    families=cli.names(config.families),
+    parallel_widths=tuple(config.parallel_widths),
+    fan_ins=tuple(config.fan_ins),
+    random_seeds=config.random_seeds,
   )
   bar.close()
-  write_results(rows, FLAGS.workdir, FLAGS.score, FLAGS.budget)
+  write_results(rows, workdir, config.score, config.budget)
   best = rows[0]
-  print(f"{len(rows)} candidates within budget {FLAGS.budget}; best by {FLAGS.score}:")
-  print({k: best[k] for k in (*SPEC_COLUMNS, "num_params", FLAGS.score)})
-  print(f"wrote {FLAGS.workdir}/candidates.csv, best.json, score_vs_params.png")
+  print(f"{len(rows)} candidates within budget {config.budget}; best by {config.score}:")
+  print({k: best[k] for k in (*SPEC_COLUMNS, "num_params", config.score)})
+  print(f"wrote {workdir}/candidates.csv, best.json, score_vs_params.png")
+  return rows
+
+
+def main() -> None:
+  """The command line (``python -m nf_jax.topo_search``, ``nf-jax-topo-search``)."""
+  cli.run(
+    run,
+    cli.config_file("topo_search"),
+    validate=validate,
+    workdir="runs/topo_search",
+    compilation_cache=True,
+  )
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  main()

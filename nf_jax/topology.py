@@ -1203,6 +1203,6 @@ if __name__ == "__main__":
   # The report CLI lives above this module (nf_jax.topology_report imports it); importing it
   # from here would make the two modules import each other.
   raise SystemExit(
-    "the topology report moved: run `python -m nf_jax.topology_report --name=... --n=...` "
-    "(same flags)"
+    "the topology report moved: run `python -m nf_jax.topology_report "
+    "--config.families=... --config.n=...` (its settings: nf_jax/configs/topology_report.py)"
   )

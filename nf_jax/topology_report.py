@@ -1,8 +1,9 @@
 """Topology report: path statistics and a path-count heat map per topology.
 
-Usage:
-  python -m nf_jax.topology_report --name=butterfly,parallel_butterfly,clos,random --n=1024 \
-      --workdir=runs/topology
+Command, runtime and result: :mod:`nf_jax.configs.topology_report` (the default ``--config``;
+the pattern of every CLI is :mod:`nf_jax.cli`)::
+
+  python -m nf_jax.topology_report --workdir=runs/topology --config.families=butterfly,random
 
 Prints one row of metrics per topology and writes ``metrics.json`` and ``<name>.png`` (the
 path-count heat map, block-averaged to at most 256 x 256) to ``--workdir``.
@@ -16,55 +17,50 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from absl import app, flags
+import ml_collections
 
-from nf_jax import io_utils, topology
+from nf_jax import cli, io_utils
+from nf_jax import topology as T
 
-
-def define_flags() -> None:
-  """Defines the CLI flags. Called only when run as a program, so that importing this module
-  (tests, other CLIs) never collides with another module's flags of the same name."""
-  flags.DEFINE_list(
-    "name",
-    ["butterfly", "parallel_butterfly", "clos", "random"],
-    f"Comma-separated topology families from {topology.FAMILIES}.",
-  )
-  flags.DEFINE_integer("n", 1024, "Output width n.")
-  flags.DEFINE_integer("n_in", None, "Input width (default: n).")
-  flags.DEFINE_integer("radix", None, "Radix / switch size / block size.")
-  flags.DEFINE_integer("depth", None, "Number of stages (family default if unset).")
-  flags.DEFINE_integer("width", None, "Parallel branches / Clos middle switches.")
-  flags.DEFINE_integer("fan_in", 4, "Fan-in of the 'random' family.")
-  flags.DEFINE_integer("seed", None, "Seed of the random and parallel families.")
-  flags.DEFINE_boolean("skip", False, "Add identity skip connections.")
-  flags.DEFINE_string("workdir", "runs/topology", "Where metrics and plots go.")
-
-
-# Which flags each family accepts; flags left unset fall back to the family default.
-_FAMILY_FLAGS = {
-  "butterfly": ("radix", "depth", "skip"),
-  "parallel_butterfly": ("radix", "width", "depth", "seed", "skip"),
-  "clos": ("radix", "width", "skip"),
-  "random": ("fan_in", "depth", "seed", "skip"),
-  "block_diagonal": ("radix", "depth", "skip"),
-  "dense": ("depth", "skip"),
-}
+# The config fields that are family parameters (nf_jax.configs.topology_report).
+PARAM_FIELDS = ("radix", "depth", "width", "fan_in", "seed", "skip")
 
 
 def family_params(name: str, values: dict[str, Any]) -> dict[str, Any]:
-  """The subset of ``values`` (None = unset) that family ``name`` accepts."""
-  if name not in _FAMILY_FLAGS:
-    raise ValueError(f"--name={name!r} is not a topology family; choose from {topology.FAMILIES}")
-  return {k: values[k] for k in _FAMILY_FLAGS[name] if values.get(k) is not None}
+  """The subset of ``values`` (None = unset) that family ``name`` accepts (its registry
+  record's ``params``)."""
+  if name not in T.families():
+    raise ValueError(
+      f"--config.families: {name!r} is not a topology family; choose from {T.families()}"
+    )
+  accepted = T.family(name).params
+  return {k: v for k, v in values.items() if k in accepted and v is not None}
 
 
-def _short_title(t: topology.Topology) -> str:
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses settings :func:`run` cannot use, naming the field and the fix (before any work).
+
+  ``overrides``: the fields set on the command line; a family parameter that none of the
+  chosen families accepts is refused (it would be ignored).
+  """
+  names = cli.names(config.families)
+  cli.check_choices("families", names, T.families())
+  accepted = set().union(*(T.family(name).params for name in names))
+  ignored = sorted((overrides & set(PARAM_FIELDS)) - accepted)
+  if ignored:
+    raise ValueError(
+      f"--config.{ignored[0]} is a parameter of none of the families {list(names)}; drop it or "
+      "add a family that takes it"
+    )
+
+
+def _short_title(t: T.Topology) -> str:
   params = {k: v for k, v in t.params().items() if k not in ("n", "n_in")}
   shape = f"{t.n_in}->{t.n_out}"
   return f"{t.name} {shape}\n" + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
-def _draw_heatmap(ax: Any, t: topology.Topology, stats: topology.PathStats) -> Any:
+def _draw_heatmap(ax: Any, t: T.Topology, stats: T.PathStats) -> Any:
   image = ax.imshow(
     stats.heatmap,
     aspect="auto",
@@ -78,9 +74,7 @@ def _draw_heatmap(ax: Any, t: topology.Topology, stats: topology.PathStats) -> A
   return image
 
 
-def save_heatmaps(
-  results: Sequence[tuple[topology.Topology, topology.PathStats]], workdir: str
-) -> None:
+def save_heatmaps(results: Sequence[tuple[T.Topology, T.PathStats]], workdir: str) -> None:
   """One PNG per topology (``<name>.png``) plus ``heatmaps.png`` with all of them side by side.
 
   Path counts are block-averaged to at most 256 x 256 cells; colour = paths per pair.
@@ -111,7 +105,7 @@ def report(
   """Builds each topology, prints its metrics and writes metrics.json plus heat maps."""
   os.makedirs(workdir, exist_ok=True)
   rows = []
-  built: list[tuple[topology.Topology, topology.PathStats]] = []
+  built: list[tuple[T.Topology, T.PathStats]] = []
   header = (
     f"{'topology':<22}{'depth':>6}{'fan_in':>10}{'params':>11}{'density':>9}"
     f"{'connect':>9}{'paths mean':>12}{'min':>7}{'max':>9}{'cv':>8}{'entropy':>9}{'s':>7}"
@@ -120,9 +114,9 @@ def report(
   print("-" * len(header))
   for name in names:
     params = family_params(name, values)
-    t = topology.make(name, n, n_in=n_in, **params)
+    t = T.make(name, n, n_in=n_in, **params)
     start = time.perf_counter()
-    stats = topology.path_stats(t)
+    stats = T.path_stats(t)
     seconds = time.perf_counter() - start
     fan_in = "/".join(str(f) for f in sorted(set(t.fan_in)))
     print(
@@ -140,18 +134,16 @@ def report(
   return rows
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  f = flags.FLAGS
-  values = {k: f[k].value for k in ("radix", "depth", "width", "fan_in", "seed", "skip")}
-  report(f.name, f.n, f.n_in, values, f.workdir)
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """The report as ``config`` says (:mod:`nf_jax.configs.topology_report`), into ``workdir``."""
+  values = {k: config[k] for k in PARAM_FIELDS}
+  return report(cli.names(config.families), config.n, config.n_in, values, workdir)
 
 
-def run() -> None:
-  define_flags()
-  app.run(main)
+def main() -> None:
+  """The command line (``python -m nf_jax.topology_report``, ``nf-jax-topology-report``)."""
+  cli.run(run, cli.config_file("topology_report"), validate=validate, workdir="runs/topology")
 
 
 if __name__ == "__main__":
-  run()
+  main()

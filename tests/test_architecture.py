@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
       "nf_jax.tables",
       "nf_jax.compile_cache",
       "nf_jax.score_eval",
+      "nf_jax.cli",
     ),
   ),
   ("core", ("nf_jax.topology", "nf_jax.families", "nf_jax.data")),
@@ -87,7 +88,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
       "nf_jax.topology_report",
     ),
   ),
-  ("CLIs", ("nf_jax.pareto", "nf_jax.topo_search", "nf_jax.hw.__main__")),
+  (
+    "CLIs",
+    (
+      "nf_jax.pareto",
+      "nf_jax.topo_search",
+      "nf_jax.hw.__main__",
+      "nf_jax.configs",
+      "nf_jax.configs.topo_search",
+      "nf_jax.configs.hw",
+      "nf_jax.configs.topology_report",
+    ),
+  ),
 )
 
 # Family plug-ins (nf_jax/families/*.py) sit in the core layer with nf_jax.topology, which

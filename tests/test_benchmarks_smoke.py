@@ -16,17 +16,10 @@ def test_cascade_bench_prints_a_row_per_implementation(tmp_path):
   cmd = [
     sys.executable,
     os.path.join(ROOT, "benchmarks", "cascade_bench.py"),
-    "--n=16",
-    "--batch=8",
-    "--radix=2,4",
-    "--mode=fwd,fwd_bwd",
-    "--warmup=1",
-    "--repeats=1",
-    "--interpret",
-    "--peak_gflops=10",
-    "--peak_gbps=10",
-    "--steady_allocator",  # glibc's mallopt (Debian, CI): the call must be accepted
-    f"--out={out}",
+    f"--config={ROOT}/benchmarks/configs/cascade_bench.py:smoke",  # N=16, B=8, radix 2 and 4
+    "--config.mode=fwd,fwd_bwd",
+    "--config.steady_allocator=True",  # glibc's mallopt (Debian, CI): the call must be accepted
+    f"--config.out={out}",
   ]
   result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
   assert result.returncode == 0, result.stdout + result.stderr
@@ -49,8 +42,13 @@ def test_cascade_bench_prints_a_row_per_implementation(tmp_path):
 
 def test_family_bench_smoke_checks_times_and_sweeps():
   """What benchmarks/gpu_check.sh runs on a GPU, at N=64 on this backend."""
-  cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "family_bench.py"), "--smoke"]
-  result = subprocess.run(cmd + ["--peak_gbps=10"], capture_output=True, text=True, timeout=300)
+  cmd = [
+    sys.executable,
+    os.path.join(ROOT, "benchmarks", "family_bench.py"),
+    f"--config={ROOT}/benchmarks/configs/family_bench.py:smoke",
+    "--config.peak_gbps=10",
+  ]
+  result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stdout + result.stderr
   out = result.stdout
   assert "check: 0 failed" in out and re.search(r"^ok .* auto=\w+ ", out, re.M)

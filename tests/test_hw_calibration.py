@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 
 from nf_jax import hw
-from nf_jax.hw import calibration as C
+from nf_jax.hw import calibration as hw_calibration
 from nf_jax.hw import energy as E
 
 
 def test_committed_factors_are_reproduced_from_the_chip_table():
-  chips = C.load_chips()
+  chips = hw_calibration.load_chips()
   assert len(chips) >= 5 and sum(c["split"] == "holdout" for c in chips) >= 2
-  got = C.fit(chips)
+  got = hw_calibration.fit(chips)
   for key, value in E.CALIBRATED.items():
     np.testing.assert_allclose(got[key], value, rtol=1e-9, err_msg=key)
 
 
 def test_fit_reduces_the_error_on_the_fit_chips():
-  chips = C.load_chips()
-  rows = [r for r in C.report(chips, E.CALIBRATED) if r["split"] == "fit"]
+  chips = hw_calibration.load_chips()
+  rows = [r for r in hw_calibration.report(chips, E.CALIBRATED) if r["split"] == "fit"]
   for before, after in (
     ("area_err_before", "area_err_after"),
     ("energy_err_before", "energy_err_after"),
@@ -30,12 +30,12 @@ def test_fit_reduces_the_error_on_the_fit_chips():
 
 
 def test_bad_chip_table_names_the_file_and_row(tmp_path):
-  text = open(C.CHIPS_CSV).read().splitlines()
+  text = open(hw_calibration.CHIPS_CSV).read().splitlines()
   header, first = text[0], text[1]
   bad = tmp_path / "chips.csv"
   bad.write_text(header + "\n" + first.replace(",fit,28,", ",fit,-28,") + "\n")
   with pytest.raises(ValueError, match=r"chips.csv:2 \(tpu_v1\): node_nm=-28.0 must be positive"):
-    C.load_chips(str(bad))
+    hw_calibration.load_chips(str(bad))
 
 
 def test_silicon_calibration_scales_area_and_mac_energy():

@@ -20,13 +20,13 @@ def test_cli_sweep_writes_csv_and_plots(tmp_path):
     "-m",
     "nf_jax.hw",
     f"--workdir={tmp_path}",
-    "--workload=gemm",
-    "--gemm=32,24,40",
-    "--rows=4,8",
-    "--cols=4",
-    "--dataflow=os,ws",
-    "--precision=int8",
-    "--dram_bw_gbs=inf",
+    "--config.workload=gemm",
+    "--config.gemm=32,24,40",
+    "--config.rows=4,8",
+    "--config.cols=4",
+    "--config.dataflow=os,ws",
+    "--config.precision=int8",
+    "--config.dram_bw_gbs=inf",
   ]
   subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
   for name in ("sweep.csv", "meta.json", "throughput_vs_area.png", "energy_vs_latency.png"):
@@ -49,7 +49,12 @@ def test_pareto_mask():
 
 def test_benchmark_smoke_jax_half():
   proc = subprocess.run(
-    [sys.executable, os.path.join(ROOT, "benchmarks", "hw_bench.py"), "--smoke", "--no_scalesim"],
+    [
+      sys.executable,
+      os.path.join(ROOT, "benchmarks", "hw_bench.py"),
+      f"--config={ROOT}/benchmarks/configs/hw_bench.py:smoke",
+      "--config.scalesim=False",
+    ],
     check=True,
     capture_output=True,
     text=True,

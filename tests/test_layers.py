@@ -5,9 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
+from nf_jax import kernels
 from nf_jax import topology as T
-from nf_jax.layers import SparseCascade, orthonormal_columns
+from nf_jax.layers import NnxSparseCascade, SparseCascade, orthonormal_columns
 
 
 def numpy_dense_product(params, t: T.Topology) -> np.ndarray:
@@ -176,3 +178,67 @@ def test_depth_aware_without_skips_is_per_sublayer_lecun_and_glorot(name, params
     assert g == pytest.approx(2.0 / (fan_in + fan_out)) == pytest.approx(v)
   skipped = T.make(name, 64, skip=True, **params)
   assert stage_init_variances(skipped, "depth_aware") != stage_init_variances(skipped, "glorot")
+
+
+# ---------------------------------------------------------------------------------------------
+# The NNX twin.
+
+
+@pytest.mark.parametrize("name,n,n_in,params", CASES)
+def test_nnx_twin_on_linen_params_matches_linen_and_dense_reference_with_grad(
+  name, n, n_in, params
+):
+  t = T.make(name, n, n_in=n_in, **params)
+  x = jax.random.normal(jax.random.PRNGKey(0), (5, t.n_in))
+  target = jax.random.normal(jax.random.PRNGKey(2), (5, t.n_out))
+  linen = SparseCascade(t, bias_init=nn.initializers.normal(1.0))
+  linen_params = linen.init(jax.random.PRNGKey(1), x)["params"]
+  twin = NnxSparseCascade(t, rngs=nnx.Rngs(3))
+  twin.load_linen_params(linen_params)
+  dense = numpy_dense_product(linen_params, t)
+  expected = np.asarray(x, np.float64) @ dense + np.asarray(linen_params["bias"])
+  np.testing.assert_allclose(twin(x), linen.apply({"params": linen_params}, x), rtol=1e-6)
+  np.testing.assert_allclose(twin(x), expected, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(twin.to_dense(), dense, rtol=1e-4, atol=1e-5)
+
+  # Gradients of one loss: the twin (nnx.grad), the Linen layer, and the dense reference
+  # (kernels.cascade_matmul_reference: dense stage matrices, no sparse kernel).
+  def reference_loss(p):
+    weights = [p[f"stage_{s}"] for s in range(t.depth)]
+    y = kernels.cascade_matmul_reference(x, weights, t) + p["bias"]
+    return jnp.sum((y - target) ** 2)
+
+  twin_grads = nnx.grad(lambda m: jnp.sum((m(x) - target) ** 2))(twin)
+  linen_grads = jax.grad(lambda p: jnp.sum((linen.apply({"params": p}, x) - target) ** 2))(
+    linen_params
+  )
+  reference_grads = jax.grad(reference_loss)(linen_params)
+  for key in linen_params:
+    got = np.asarray(twin_grads[key][...])
+    np.testing.assert_allclose(got, linen_grads[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(got, reference_grads[key], rtol=1e-4, atol=1e-4, err_msg=key)
+
+
+def test_nnx_twin_init_is_the_depth_aware_scheme():
+  """Radix-2 butterfly without skips: depth-aware init draws every 2x2 block orthogonal with
+  gain 1, so the whole cascade is an orthogonal matrix; the bias starts at zero."""
+  t = T.make("butterfly", 64, radix=2)
+  twin = NnxSparseCascade(t, rngs=nnx.Rngs(0))
+  m = np.asarray(twin.to_dense(), np.float64)
+  np.testing.assert_allclose(m @ m.T, np.eye(64), atol=1e-5)
+  assert not np.any(np.asarray(twin.bias[...]))
+  assert twin.features == 64
+  assert [getattr(twin, f"stage_{s}").shape for s in range(t.depth)] == [(64, 2)] * t.depth
+
+
+def test_nnx_twin_refuses_bad_params_dtypes_and_shapes():
+  t = T.make("butterfly", 16)
+  with pytest.raises(ValueError, match="param_dtype=.*int32.* is not a floating dtype"):
+    NnxSparseCascade(t, param_dtype=jnp.int32, rngs=nnx.Rngs(0))
+  twin = NnxSparseCascade(t, use_bias=False, rngs=nnx.Rngs(0))
+  assert twin.bias is None
+  params = SparseCascade(t).init(jax.random.PRNGKey(0), jnp.ones((1, 16)))["params"]
+  with pytest.raises(ValueError, match="use_bias must match"):
+    twin.load_linen_params(params)
+  with pytest.raises(ValueError, match=r"x.shape=\(2, 8\) does not match"):
+    twin(jnp.ones((2, 8)))

@@ -87,3 +87,14 @@ def test_wheel_installs_and_imports_outside_the_repository(tmp_path):
   missing = _expected_files() - installed
   assert not missing, f"the wheel lacks {sorted(missing)}: list them in pyproject.toml"
   assert "py.typed" in installed
+
+  # The console scripts of [project.scripts], with their packaged default configs.
+  for script in ("nf-jax-topo-search", "nf-jax-hw", "nf-jax-topology-report"):
+    assert (venv / "bin" / script).exists(), f"{script} not installed: [project.scripts]"
+  report = tmp_path / "report"
+  _run(
+    [str(venv / "bin" / "nf-jax-topology-report"), f"--workdir={report}"]
+    + ["--config.families=butterfly", "--config.n=16"],
+    cwd=str(tmp_path),
+  )
+  assert json.loads((report / "metrics.json").read_text())[0]["connectivity"] == 1.0

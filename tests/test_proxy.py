@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from nf_jax.kernels.reference import stage_dense_matrix
 
-from nf_jax import proxy as P
+from nf_jax import proxy
 from nf_jax import topology as T
 
-EXACT = P.FitConfig(fit_n=None, targets=2, steps=300, learning_rate=0.05)
+EXACT = proxy.FitConfig(fit_n=None, targets=2, steps=300, learning_rate=0.05)
 
 
 def numpy_masks(t: T.Topology) -> list[np.ndarray]:
@@ -60,7 +60,7 @@ def als_residual(t: T.Topology, a: np.ndarray, sweeps: int = 120, starts: int = 
 @pytest.mark.parametrize("depth", [1, 2])
 def test_dense_topology_fits_any_target(depth):
   t = T.make("dense", 8, depth=depth)
-  res = P.fit_scores([t], EXACT)["fit_residual"][0]
+  res = proxy.fit_scores([t], EXACT)["fit_residual"][0]
   assert res < 0.01
 
 
@@ -77,9 +77,9 @@ def test_single_stage_best_fit_is_the_off_mask_energy(t):
   # One masked stage: the best fit copies A on the mask, so the residual is the off-mask
   # norm (an identity skip sits on the mask's diagonal and is absorbed by the free weight).
   mask = numpy_masks(t)[0]
-  targets = P.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
+  targets = proxy.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
   expected = np.mean([np.linalg.norm(a * (1 - mask)) / np.linalg.norm(a) for a in targets])
-  got = P.fit_scores([t], EXACT)["fit_residual"][0]
+  got = proxy.fit_scores([t], EXACT)["fit_residual"][0]
   np.testing.assert_allclose(got, expected, atol=2e-3)
 
 
@@ -91,11 +91,11 @@ def test_fixed_skip_paths_are_not_charged_to_the_fit():
   t = T.make("random", 16, fan_in=3, depth=1, seed=0, skip=True)
   assert not all(j in row for j, row in enumerate(t.stages[0]))  # some home lane is absent
   mask = numpy_masks(t)[0]
-  targets = P.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
+  targets = proxy.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
   expected = np.mean([np.linalg.norm(a * (1 - mask)) / np.linalg.norm(a) for a in targets])
-  np.testing.assert_allclose(P.fit_scores([t], EXACT)["fit_residual"][0], expected, atol=2e-3)
+  np.testing.assert_allclose(proxy.fit_scores([t], EXACT)["fit_residual"][0], expected, atol=2e-3)
   deep = T.make("random", 16, fan_in=2, depth=3, seed=1, skip=True)
-  assert P.fit_scores([deep], P.FitConfig(fit_n=None))["fit_residual"][0] < 1.0
+  assert proxy.fit_scores([deep], proxy.FitConfig(fit_n=None))["fit_residual"][0] < 1.0
 
 
 def test_butterfly_n4_single_stage_hand_value():
@@ -112,18 +112,18 @@ def test_butterfly_n4_single_stage_hand_value():
   ids=str,
 )
 def test_gradient_descent_matches_least_squares(t):
-  targets = P.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
+  targets = proxy.random_targets(t.n_in, t.n_out, EXACT.targets, EXACT.seed)
   expected = np.mean([als_residual(t, a.astype(np.float64)) for a in targets])
-  got = P.fit_scores([t], EXACT)["fit_residual"][0]
+  got = proxy.fit_scores([t], EXACT)["fit_residual"][0]
   assert abs(got - expected) < 0.01, (got, expected)
 
 
 def test_connectivity_deficient_topology_scores_worse():
-  cfg = P.FitConfig(fit_n=None, targets=1, steps=100)
+  cfg = proxy.FitConfig(fit_n=None, targets=1, steps=100)
   partial = T.make("butterfly", 16, radix=2, depth=2)  # each output sees 4 of 16 inputs
   full = T.make("butterfly", 16, radix=2, depth=4)
   one_input = T.make("random", 16, fan_in=1, depth=4, seed=0)  # rank-deficient chains
-  s = P.score_topologies([partial, full, one_input], cfg)
+  s = proxy.score_topologies([partial, full, one_input], cfg)
   assert s["connectivity"][0] == pytest.approx(4 / 16)
   assert s["connectivity"][1] == pytest.approx(1.0)
   assert s["fit_residual"][1] < s["fit_residual"][0] < s["fit_residual"][2]
@@ -134,13 +134,13 @@ def test_connectivity_deficient_topology_scores_worse():
 
 
 def test_batched_scores_equal_one_at_a_time():
-  cfg = P.FitConfig(fit_n=None, targets=1, steps=30)
+  cfg = proxy.FitConfig(fit_n=None, targets=1, steps=30)
   ts = [T.make("random", 16, fan_in=2, depth=2, seed=s, skip=bool(s % 2)) for s in range(3)]
   ts.append(T.make("butterfly", 16, radix=4))
-  batch = P.score_topologies(ts, cfg)
+  batch = proxy.score_topologies(ts, cfg)
   for i, t in enumerate(ts):
-    single = P.score_topologies([t], cfg)
-    for name in P.SCORE_NAMES:
+    single = proxy.score_topologies([t], cfg)
+    for name in proxy.SCORE_NAMES:
       np.testing.assert_allclose(batch[name][i], single[name][0], rtol=2e-4, atol=2e-5)
 
 
@@ -148,7 +148,7 @@ def test_effective_rank_against_numpy():
   w = np.diag([4.0, 2.0, 1.0, 1.0, 0.0, 0.0]).astype(np.float32)
   p = np.array([4, 2, 1, 1]) / 8
   expected = math.exp(-(p * np.log(p)).sum()) / 6
-  np.testing.assert_allclose(float(P._effective_rank(w, np.float32(6))), expected, rtol=1e-5)
+  np.testing.assert_allclose(float(proxy._effective_rank(w, np.float32(6))), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -165,9 +165,9 @@ def test_stage_masks_rebuild_the_dense_product(t):
   # With every weight 1, sum over branches of prod_s (mask + fixed) must equal the product
   # of the foundation's dense stage matrices (edges 1, skips 1 / r_s); a repeated edge (inputs
   # wrapping when n_in < n) is one free weight, so the reference edge matrix is binarised.
-  lanes = P._lanes(t)
-  mask, fixed = P.stage_masks(t, lanes)
-  assert mask.shape == (P.branches(t), t.depth, lanes, lanes)
+  lanes = proxy._lanes(t)
+  mask, fixed = proxy.stage_masks(t, lanes)
+  assert mask.shape == (proxy.branches(t), t.depth, lanes, lanes)
   expected = np.eye(t.n_in)
   for table, skip, n_in in zip(t.stages, t.skips, t.stage_n_in):
     edges = np.asarray(stage_dense_matrix(jnp.ones(table.shape), table, None, n_in)) > 0
@@ -188,25 +188,25 @@ def test_parallel_branches_fit_like_the_single_chain():
   # both parametrise the same set of matrices. The wide chain is forced via a batch of one
   # built by hand.
   t = T.make("parallel_butterfly", 4, radix=2, width=2)
-  cfg = P.FitConfig(fit_n=None, targets=1, steps=300)
-  target = P.random_targets(t.n_in, t.n_out, 1, cfg.seed)
+  cfg = proxy.FitConfig(fit_n=None, targets=1, steps=300)
+  target = proxy.random_targets(t.n_in, t.n_out, 1, cfg.seed)
   mask, fixed = np.zeros((1, 1, t.depth, 8, 8), np.float32), np.zeros((1, 1, t.depth, 8, 8))
   for s, (table, skip, n_in) in enumerate(zip(t.stages, t.skips, t.stage_n_in)):
-    m, _ = P._dense_stage(table, skip, n_in)
+    m, _ = proxy._dense_stage(table, skip, n_in)
     mask[0, 0, s, : m.shape[0], : m.shape[1]] = m
   targets = np.zeros((1, 1, 8, 8), np.float32)
   targets[0, 0, :4, :4] = target[0]
-  wide, _ = P._fit_batch(
+  wide, _ = proxy._fit_batch(
     mask,
     fixed.astype(np.float32),
-    P._init_stds(t)[None],
+    proxy._init_stds(t)[None],
     targets,
     np.float32([4]),
     jax.random.PRNGKey(0),
     steps=cfg.steps,
     learning_rate=cfg.learning_rate,
   )
-  branched = P.fit_scores([t], cfg)["fit_residual"][0]
+  branched = proxy.fit_scores([t], cfg)["fit_residual"][0]
   assert abs(float(wide[0]) - branched) < 0.02, (float(wide[0]), branched)
 
 
@@ -231,22 +231,22 @@ def test_parallel_branches_fit_like_the_single_chain():
   ],
 )
 def test_proxy_topology_rules(name, params, expected):
-  small = P.proxy_topology(T.make(name, 1024, **params), 32)
+  small = proxy.proxy_topology(T.make(name, 1024, **params), 32)
   want_name, want_n, want_params = expected
   assert small == T.make(want_name, want_n, **want_params)
 
 
 def test_proxy_topology_keeps_small_and_rectangular():
   t = T.make("butterfly", 16, radix=2)
-  assert P.proxy_topology(t, 32) is t
-  rect = P.proxy_topology(T.make("random", 1024, n_in=784, fan_in=4, depth=4), 32)
+  assert proxy.proxy_topology(t, 32) is t
+  rect = proxy.proxy_topology(T.make("random", 1024, n_in=784, fan_in=4, depth=4), 32)
   assert (rect.n_in, rect.n_out) == (round(784 * 32 / 1024), 32)
 
 
 def test_bad_input_is_refused():
   with pytest.raises(ValueError, match="topologies\\[1\\]"):
-    P.score_topologies([T.make("dense", 4), "dense"])
+    proxy.score_topologies([T.make("dense", 4), "dense"])
   with pytest.raises(ValueError, match="fit_n=1"):
-    P.FitConfig(fit_n=1)
+    proxy.FitConfig(fit_n=1)
   with pytest.raises(ValueError, match="steps=0"):
-    P.FitConfig(steps=0)
+    proxy.FitConfig(steps=0)

@@ -11,7 +11,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_proxy_bench_smoke():
   script = os.path.join(ROOT, "benchmarks", "proxy_bench.py")
   out = subprocess.run(
-    [sys.executable, script, "--smoke"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    [sys.executable, script, f"--config={ROOT}/benchmarks/configs/proxy_bench.py:smoke"],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=ROOT,
   )
   assert out.returncode == 0, out.stderr[-3000:]
   rates = re.findall(r"^(cold|warm): .* -> (\d+) candidates/min", out.stdout, re.M)

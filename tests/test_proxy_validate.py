@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from nf_jax import proxy as P
+from nf_jax import proxy
 from nf_jax import topology as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +18,7 @@ _spec = importlib.util.spec_from_file_location("validate_proxy", SCRIPT)
 V = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(V)
 
-TINY = P.FitConfig(fit_n=None, targets=1, steps=20)
+TINY = proxy.FitConfig(fit_n=None, targets=1, steps=20)
 COLUMNS = (
   "name,n,n_in,depth,radix,width,fan_in,skip,topology_seed,train_seed,weight_init,num_params,"
   "density,test_accuracy,train_accuracy,final_loss,epochs,seconds"
@@ -53,7 +53,7 @@ def write_study(path, ts, accuracy):
 @pytest.fixture(scope="module")
 def study():
   ts = topologies()
-  score = P.score_topologies(ts, TINY)[P.PRIMARY_SCORE]
+  score = proxy.score_topologies(ts, TINY)[proxy.PRIMARY_SCORE]
   assert np.diff(np.sort(score)).min() > 1e-6, "precondition: distinct scores"
   rank = np.argsort(np.argsort(score))  # 0 = worst score
   return ts, rank
@@ -63,7 +63,7 @@ def test_monotone_accuracy_gives_perfect_correlation_and_top_pick(study, tmp_pat
   ts, rank = study
   write_study(tmp_path / "results.csv", ts, 0.80 + 0.01 * rank)
   out = V.validate([str(tmp_path)], ["synthetic"], str(tmp_path / "out"), config=TINY)
-  corr = {c["score"]: c for c in out["synthetic"]["correlations"]}[P.PRIMARY_SCORE]
+  corr = {c["score"]: c for c in out["synthetic"]["correlations"]}[proxy.PRIMARY_SCORE]
   assert corr["spearman_rho"] == pytest.approx(1.0)
   assert corr["kendall_tau"] == pytest.approx(1.0)
   assert corr["spearman_p"] < 1e-6 and corr["kendall_p"] < 1e-6
@@ -87,7 +87,7 @@ def test_one_swapped_pair_gives_hand_computed_correlations(study, tmp_path):
   swapped[top], swapped[second] = rank[second], rank[top]
   write_study(tmp_path / "results.csv", ts, 0.80 + 0.01 * swapped)
   out = V.validate([str(tmp_path / "results.csv")], ["swap"], str(tmp_path / "out"), config=TINY)
-  corr = {c["score"]: c for c in out["swap"]["correlations"]}[P.PRIMARY_SCORE]
+  corr = {c["score"]: c for c in out["swap"]["correlations"]}[proxy.PRIMARY_SCORE]
   # One discordant pair of 91: tau = 1 - 2/91; sum d^2 = 2: rho = 1 - 6*2/(n(n^2-1)).
   assert corr["kendall_tau"] == pytest.approx(1 - 2 / (n * (n - 1) / 2))
   assert corr["spearman_rho"] == pytest.approx(1 - 12 / (n * (n * n - 1)))

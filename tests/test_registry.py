@@ -14,7 +14,7 @@ import os
 import pytest
 
 from nf_jax import pareto_problem as PP
-from nf_jax import space_table as ST
+from nf_jax import space_table
 from nf_jax import topology as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +82,7 @@ def test_round_trip_over_the_whole_codesign_space():
 def test_space_hash_of_the_committed_benchmark_is_unchanged():
   # The content hash of nf_jax/tables/space_benchmark.csv's space: a change of the genome's
   # decoding (or of topology_key) would orphan the trained table.
-  assert ST.space_hash() == "086adf5f5d85ce21"
+  assert space_table.space_hash() == "086adf5f5d85ce21"
 
 
 def test_sweep_result_row_and_to_row_agree():
@@ -178,7 +178,7 @@ KNOWN = {
   "experiments/validate_proxy.py": (2, "leaves the dense reference out of sparse-only ranks"),
   "experiments/benchmark_report.py": (1, "the nn.Dense baseline rows of the benchmark"),
   "benchmarks/cascade_bench.py": (2, "'dense' is a kernel implementation name here"),
-  "benchmarks/sweep_bench.py": (2, "per-family flag defaults of a benchmark CLI (issue 15 item 4)"),
+  "benchmarks/sweep_bench.py": (1, "the nn.Dense baseline (name='dense')"),
   "benchmarks/family_bench.py": (
     6,
     "per-family benchmark sizes (4 of them) and 'dense' as a kernel implementation (2)",

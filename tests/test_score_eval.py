@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from nf_jax.kernels import reference
 
-from nf_jax import score_eval as E
+from nf_jax import score_eval
 from nf_jax import topology as T
 from nf_jax import zero_cost as Z
 from nf_jax.layers import stage_init_variances
@@ -23,10 +23,10 @@ SCORE = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0, 7.0, 8.0])
 
 
 def test_iso_groups_by_hand():
-  groups = [sorted(g.tolist()) for g in E.iso_groups(PARAMS)]
+  groups = [sorted(g.tolist()) for g in score_eval.iso_groups(PARAMS)]
   assert groups == [[0, 1, 2], [3, 4, 5], [6], [7]]
   # 105 is within 5% of 100 but 106 is not: the chain starts a new group there.
-  assert [len(g) for g in E.iso_groups(np.array([100.0, 105.0, 106.0]))] == [2, 1]
+  assert [len(g) for g in score_eval.iso_groups(np.array([100.0, 105.0, 106.0]))] == [2, 1]
 
 
 def _brute_spearman(x, y):
@@ -43,18 +43,18 @@ def _brute_kendall(x, y):
 
 
 def test_overall_and_within_group_metrics_match_brute_force():
-  assert E.spearman(SCORE, ACC) == pytest.approx(_brute_spearman(SCORE, ACC))
-  assert E.kendall(SCORE, ACC) == pytest.approx(_brute_kendall(SCORE, ACC))
-  groups = E.iso_groups(PARAMS)
-  mean, count = E.iso_spearman(SCORE, ACC, groups)
+  assert score_eval.spearman(SCORE, ACC) == pytest.approx(_brute_spearman(SCORE, ACC))
+  assert score_eval.kendall(SCORE, ACC) == pytest.approx(_brute_kendall(SCORE, ACC))
+  groups = score_eval.iso_groups(PARAMS)
+  mean, count = score_eval.iso_spearman(SCORE, ACC, groups)
   # Groups of >= 3: both rank perfectly (score 1,3,2 vs acc .70,.72,.71; 5,4,6 vs .80,.78,.82).
   assert count == 2 and mean == pytest.approx(1.0)
   # Regret by hand: the score's pick is the best in every group (0); a random pick loses the
   # mean gap: group 1: 0.72 - 0.71 = 0.01; group 2: 0.82 - 0.80 = 0.02.
-  regret, chance, n = E.iso_regret(SCORE, ACC, groups)
+  regret, chance, n = score_eval.iso_regret(SCORE, ACC, groups)
   assert n == 2 and regret == pytest.approx(0.0) and chance == pytest.approx(0.015)
   # A reversed score picks the worst: regrets 0.02 and 0.04.
-  regret, _, _ = E.iso_regret(-SCORE, ACC, groups)
+  regret, _, _ = score_eval.iso_regret(-SCORE, ACC, groups)
   assert regret == pytest.approx(0.03)
 
 
@@ -62,7 +62,7 @@ def test_budget_regret_by_hand_and_ties_get_no_credit():
   score = np.array([0.0, 0.0, 1.0])
   acc = np.array([0.5, 0.9, 0.6])
   params = np.array([10.0, 10.0, 20.0])
-  budgets, ours, chance = E.budget_regret(score, acc, params)
+  budgets, ours, chance = score_eval.budget_regret(score, acc, params)
   np.testing.assert_array_equal(budgets, [10, 20])
   # Budget 10: a tie between 0.5 and 0.9 is resolved to the worse (regret 0.4); budget 20:
   # the score picks 0.6 while 0.9 was available (regret 0.3).
@@ -77,16 +77,16 @@ def test_partial_spearman_removes_what_params_explain():
   acc = np.log(params) + 0.1 * rng.normal(size=200)
   # A score that only knows the parameter count has nothing left once params are removed
   # (its residual ranks are all zero: undefined, reported as NaN, never as a correlation)...
-  assert np.isnan(E.partial_spearman(np.log(params), acc, params))
-  assert np.isnan(E.partial_spearman(params**2, acc, params))
+  assert np.isnan(score_eval.partial_spearman(np.log(params), acc, params))
+  assert np.isnan(score_eval.partial_spearman(params**2, acc, params))
   # ...while one that sees the accuracy's own residual does.
-  assert E.partial_spearman(acc - np.log(params), acc, params) > 0.5
+  assert score_eval.partial_spearman(acc - np.log(params), acc, params) > 0.5
   # Brute force: Pearson correlation of the residuals of ranks regressed on the params' ranks.
   from scipy import stats
 
   r = [stats.rankdata(v) for v in (noise, acc, params)]
   res = [v - np.polyval(np.polyfit(r[2], v, 1), r[2]) for v in r[:2]]
-  assert E.partial_spearman(noise, acc, params) == pytest.approx(np.corrcoef(*res)[0, 1])
+  assert score_eval.partial_spearman(noise, acc, params) == pytest.approx(np.corrcoef(*res)[0, 1])
 
 
 def test_bootstrap_interval_contains_the_estimate_and_evaluate_reports_all():
@@ -94,7 +94,7 @@ def test_bootstrap_interval_contains_the_estimate_and_evaluate_reports_all():
   params = np.repeat([100.0, 200.0, 300.0, 400.0, 500.0], 6) * rng.uniform(1, 1.04, 30)
   acc = rng.uniform(0.7, 0.9, 30)
   score = acc + rng.normal(scale=0.02, size=30)
-  out = E.evaluate(score, acc, params, samples=200)
+  out = score_eval.evaluate(score, acc, params, samples=200)
   for name in ("spearman", "kendall", "partial_spearman", "iso_spearman", "iso_regret"):
     assert out[f"{name}_lo"] <= out[name] <= out[f"{name}_hi"], name
   assert out["iso_groups"] == 5 and out["iso_spearman"] > 0.5

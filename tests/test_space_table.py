@@ -12,8 +12,7 @@ import pytest
 
 from nf_jax import pareto as PA
 from nf_jax import pareto_problem as PP
-from nf_jax import space_table as ST
-from nf_jax import sweep
+from nf_jax import space_table, sweep
 from nf_jax import train as tr
 
 SMALL_SPACE = [
@@ -37,13 +36,13 @@ def _write_run(workdir, specs, accuracies, space=None):
   os.makedirs(workdir, exist_ok=True)
   sweep.write_results(os.path.join(workdir, "results.csv"), rows)
   with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump({"config": {"space_hash": ST.space_hash(space or specs)}}, f)
+    json.dump({"config": {"space_hash": space_table.space_hash(space or specs)}}, f)
 
 
 def test_build_aggregates_per_topology_and_round_trips(tmp_path):
   accs = [[(0.80, 0.79), (0.82, 0.80)], [(0.70, 0.69), (math.nan, math.nan)], [(0.85, 0.84)] * 2]
   _write_run(str(tmp_path / "run"), SMALL_SPACE, accs)
-  rows = ST.build(str(tmp_path / "run"), SMALL_SPACE)
+  rows = space_table.build(str(tmp_path / "run"), SMALL_SPACE)
   assert [r["key"] for r in rows] == [PP.topology_key(*s) for s in SMALL_SPACE]
   first = rows[0]
   assert first["val_mean"] == pytest.approx(0.81) and first["test_mean"] == pytest.approx(0.795)
@@ -53,8 +52,8 @@ def test_build_aggregates_per_topology_and_round_trips(tmp_path):
   # A diverged seed is counted and left out of the mean.
   assert rows[1]["diverged"] == 1 and rows[1]["val_mean"] == pytest.approx(0.70)
   path = str(tmp_path / "table.csv")
-  ST.write(path, rows)
-  table = ST.load(path, SMALL_SPACE)
+  space_table.write(path, rows)
+  table = space_table.load(path, SMALL_SPACE)
   entries = table.lookup(SMALL_SPACE[::-1])
   assert [e.key for e in entries] == [PP.topology_key(*s) for s in SMALL_SPACE[::-1]]
   assert entries[-1].val_mean == pytest.approx(0.81)
@@ -64,21 +63,21 @@ def test_stale_partial_or_malformed_tables_are_refused(tmp_path):
   accs = [[(0.8, 0.8), (0.8, 0.8)]] * 3
   _write_run(str(tmp_path / "run"), SMALL_SPACE, accs)
   path = str(tmp_path / "table.csv")
-  ST.write(path, ST.build(str(tmp_path / "run"), SMALL_SPACE))
+  space_table.write(path, space_table.build(str(tmp_path / "run"), SMALL_SPACE))
   # The genome's space changed since the table was trained: refused, naming the fix.
   with pytest.raises(ValueError, match="trained on space .* Retrain it"):
-    ST.load(path, SMALL_SPACE[:2])
+    space_table.load(path, SMALL_SPACE[:2])
   # A run trained on another space is refused when the table is built.
   _write_run(str(tmp_path / "other"), SMALL_SPACE[:2], accs[:2], space=SMALL_SPACE[:2])
   with pytest.raises(ValueError, match="was trained on space"):
-    ST.build(str(tmp_path / "other"), SMALL_SPACE)
+    space_table.build(str(tmp_path / "other"), SMALL_SPACE)
   # A run that misses topologies is partial: an error unless allowed.
   _write_run(str(tmp_path / "part"), SMALL_SPACE[:2], accs[:2], space=SMALL_SPACE)
   with pytest.raises(ValueError, match="1 of 3 topologies have no rows"):
-    ST.build(str(tmp_path / "part"), SMALL_SPACE)
-  assert len(ST.build(str(tmp_path / "part"), SMALL_SPACE, allow_partial=True)) == 2
+    space_table.build(str(tmp_path / "part"), SMALL_SPACE)
+  assert len(space_table.build(str(tmp_path / "part"), SMALL_SPACE, allow_partial=True)) == 2
   # A spec outside the table is never guessed.
-  table = ST.load(path, SMALL_SPACE)
+  table = space_table.load(path, SMALL_SPACE)
   with pytest.raises(KeyError, match="not in the benchmark table"):
     table.lookup([("dense", 256, {"skip": False, "depth": 1})])
   # Percent instead of fractions.
@@ -86,9 +85,9 @@ def test_stale_partial_or_malformed_tables_are_refused(tmp_path):
     text = f.read()
   rows = list(csv.DictReader(text.splitlines()))
   rows[0]["val_mean"] = "80.0"
-  ST.write(path, rows)
+  space_table.write(path, rows)
   with pytest.raises(ValueError, match="val_mean=80.0 is not a fraction"):
-    ST.load(path, SMALL_SPACE)
+    space_table.load(path, SMALL_SPACE)
 
 
 def _space_table(path, rng, drop_family=None):
@@ -115,10 +114,10 @@ def _space_table(path, rng, drop_family=None):
         test_std=0.02,
         seconds_mean=1.0,
         recipe="r",
-        space_hash=ST.space_hash(),
+        space_hash=space_table.space_hash(),
       )
     )
-  ST.write(path, rows)
+  space_table.write(path, rows)
   return {r["key"]: r for r in rows}
 
 
@@ -197,11 +196,11 @@ def test_space_benchmark_config_covers_the_whole_space():
     sys.path.insert(0, experiments)
   config = importlib.import_module("configs.space_benchmark").get_config()
   specs = sweep.model_specs(config)
-  assert len(config.seeds) >= 2 and config.space_hash == ST.space_hash()
+  assert len(config.seeds) >= 2 and config.space_hash == space_table.space_hash()
   assert config.validation_size == 10000
-  covered = {ST.row_identity(sweep.result_row(s)) for s in specs}
+  covered = {space_table.row_identity(sweep.result_row(s)) for s in specs}
   for spec in PP.topology_space():
-    assert ST.spec_identity(spec) in covered, spec
+    assert space_table.spec_identity(spec) in covered, spec
   assert any(s.is_dense for s in specs)  # the nn.Dense baseline rides along
 
 

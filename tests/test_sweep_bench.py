@@ -12,7 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_sweep_bench_smoke():
   proc = subprocess.run(
-    [sys.executable, os.path.join(ROOT, "benchmarks", "sweep_bench.py"), "--smoke"],
+    [
+      sys.executable,
+      os.path.join(ROOT, "benchmarks", "sweep_bench.py"),
+      f"--config={ROOT}/benchmarks/configs/sweep_bench.py:smoke",
+    ],
     capture_output=True,
     text=True,
     timeout=600,

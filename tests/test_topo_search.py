@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from nf_jax import proxy as P
+from nf_jax import proxy
 from nf_jax import topo_search as S
 from nf_jax import topology as T
 
-TINY = P.FitConfig(fit_n=None, targets=1, steps=20)
+TINY = proxy.FitConfig(fit_n=None, targets=1, steps=20)
 
 
 def test_enumeration_covers_families_and_depth_range():
@@ -39,7 +39,7 @@ def test_spec_param_count_matches_built_tables(n_in):
 def test_search_ranks_within_budget_and_rows_rebuild():
   budget = 200
   rows = S.search(16, budget, 1, 3, config=TINY, families=("butterfly", "random"), fan_ins=(2,))
-  scores = [r[P.PRIMARY_SCORE] for r in rows]
+  scores = [r[proxy.PRIMARY_SCORE] for r in rows]
   assert scores == sorted(scores, reverse=True)
   assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
   assert all(r["num_params"] <= budget for r in rows)
@@ -62,7 +62,7 @@ def test_rank_order_breaks_ties_by_fewer_params():
 
 def test_impossible_budget_states_smallest_feasible_budget():
   # Smallest at depth >= 2 on 16 lanes: two stages of fan-in 2, 2 * 16 * 2 = 64 weights.
-  with pytest.raises(ValueError, match="smallest feasible budget 64 .*--budget >= 64"):
+  with pytest.raises(ValueError, match="smallest feasible budget 64 .*budget >= 64"):
     S.search(16, 10, 2, 4, config=TINY)
 
 
@@ -87,14 +87,14 @@ def test_cli_writes_ranked_csv_best_and_plot(tmp_path):
     "-m",
     "nf_jax.topo_search",
     f"--workdir={workdir}",
-    "--n=16",
-    "--budget=100",
-    "--depth_min=2",
-    "--depth_max=2",
-    "--families=butterfly,block_diagonal",
-    "--fit_n=0",
-    "--fit_steps=10",
-    "--fit_targets=1",
+    "--config.n=16",
+    "--config.budget=100",
+    "--config.depth_min=2",
+    "--config.depth_max=2",
+    "--config.families=butterfly,block_diagonal",
+    "--config.fit_n=0",
+    "--config.fit_steps=10",
+    "--config.fit_targets=1",
   ]
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]

@@ -37,7 +37,7 @@ def test_family_params_only_passes_what_a_family_takes():
   values = {"radix": 4, "width": 3, "fan_in": 8, "depth": None, "seed": 1, "skip": True}
   assert topology_report.family_params("butterfly", values) == {"radix": 4, "skip": True}
   assert topology_report.family_params("random", values) == {"fan_in": 8, "seed": 1, "skip": True}
-  with pytest.raises(ValueError, match="--name='bfly' is not a topology family"):
+  with pytest.raises(ValueError, match="'bfly' is not a topology family"):
     topology_report.family_params("bfly", values)
 
 
@@ -47,8 +47,8 @@ def test_cli_runs(tmp_path):
       sys.executable,
       "-m",
       "nf_jax.topology_report",
-      "--name=butterfly,random",
-      "--n=256",
+      "--config.families=butterfly,random",
+      "--config.n=256",
       f"--workdir={tmp_path}",
     ],
     capture_output=True,

@@ -37,7 +37,8 @@ from __future__ import annotations
 import random
 
 from configs import default
-from nf_jax import pareto_problem, space_table
+from nf_jax import pareto_problem as PP
+from nf_jax import space_table
 
 # Chosen on validation accuracy by experiments/select_recipe.py (results/recipe/recipe.md):
 # 3e-3 has the best mean validation accuracy over dense and three cascade families (89.40%
@@ -52,9 +53,7 @@ def get_config(arg: str | None = None):
   config = default.base_config()
   config.seeds = (0, 1)
   config.n = 1024  # width of the nn.Dense baseline; every entry sets its own n
-  config.models = [
-    dict(name=family, n=n, **params) for family, n, params in pareto_problem.topology_space()
-  ]
+  config.models = [dict(name=family, n=n, **params) for family, n, params in PP.topology_space()]
   # A fixed shuffle: a partial run (the benchmark trains over several sittings) then covers
   # every family and width evenly instead of the first families of the space's order.
   random.Random(0).shuffle(config.models)

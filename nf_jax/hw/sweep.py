@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -15,7 +13,7 @@ from nf_jax import topology as T
 from nf_jax.hw.config import DATAFLOWS, PRECISIONS, HwConfig, grid, num_configs
 from nf_jax.hw.fabric import simulate
 from nf_jax.hw.workload import Workload, gemm_workload, make_workload
-from nf_jax.io_utils import atomic_savefig, atomic_write_text
+from nf_jax.io_utils import atomic_savefig, atomic_write_csv, atomic_write_text
 
 COLUMNS = (
   "latency_s",
@@ -78,12 +76,8 @@ def write_results(rows: list[dict[str, Any]], workdir: str, meta: dict[str, Any]
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
 
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-  writer.writeheader()
-  writer.writerows(rows)
   paths = [os.path.join(workdir, "sweep.csv"), os.path.join(workdir, "meta.json")]
-  atomic_write_text(paths[0], buf.getvalue())
+  atomic_write_csv(paths[0], rows)
   atomic_write_text(paths[1], json.dumps(meta, indent=1))
   df = np.array([DATAFLOWS.index(r["dataflow"]) for r in rows])
   area = np.array([r["area_mm2"] for r in rows])
