@@ -14,6 +14,7 @@ from nf_jax import kernels
 from nf_jax.init_scale import INITS as INITS
 from nf_jax.init_scale import SKIP_CASCADE_GAIN as SKIP_CASCADE_GAIN
 from nf_jax.init_scale import stage_init_variances as stage_init_variances
+from nf_jax.kernels.tables import validate_tables
 from nf_jax.kernels.xla_gather import stage_gather
 from nf_jax.topology import Topology
 
@@ -111,8 +112,13 @@ class SparseCascade(nn.Module):
     return weights
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """``x: [..., n_in] -> [..., n_out]``."""
+  def __call__(self, x: jax.Array, tables: kernels.CascadeTables | None = None) -> jax.Array:
+    """``x: [..., n_in] -> [..., n_out]``.
+
+    ``tables``: the index tables as data (:class:`nf_jax.kernels.CascadeTables` of
+    ``topology``'s structure), e.g. per-model tables under ``vmap``; None reads the
+    topology's own. Params and init depend only on the structure, never on these tables.
+    """
     if x.shape[-1] != self.topology.n_in:
       raise ValueError(
         f"x.shape={tuple(x.shape)} does not match the topology's n_in={self.topology.n_in}"
@@ -125,13 +131,17 @@ class SparseCascade(nn.Module):
     )
     x, bias, *weights = nn.dtypes.promote_dtype(x, bias, *weights, dtype=self.dtype)
     if self.activation is None:
-      y = kernels.cascade_matmul(x, weights, self.topology, self.impl, interpret=self.interpret)
+      y = kernels.cascade_matmul(
+        x, weights, self.topology, self.impl, tables=tables, interpret=self.interpret
+      )
     else:
       lead = x.shape[:-1]
       h = x.reshape(-1, self.topology.n_in)
-      t = self.topology
-      tables = zip(weights, t.stages, t.skips, t.scatters, t.skip_scatters)
-      for s, (w, table, skip, scatter, skip_scatter) in enumerate(tables):
+      if tables is not None:
+        validate_tables(tables, self.topology)
+      data = kernels.CascadeTables.of(self.topology) if tables is None else tables
+      per_stage = zip(weights, data.stages, data.skips, data.scatters, data.skip_scatters)
+      for s, (w, table, skip, scatter, skip_scatter) in enumerate(per_stage):
         h = stage_gather(h, w, table, skip, scatter, skip_scatter)
         if s < self.topology.depth - 1:
           h = self.activation(h)
