@@ -62,8 +62,8 @@ def examples_per_second(
   d_in = ds.x_train.shape[1]
   mesh = tr.make_mesh(jax.devices()[:1]) if len(specs) == 1 else tr.make_mesh()
   models, rep = NamedSharding(mesh, PartitionSpec("models")), NamedSharding(mesh, PartitionSpec())
-  reference = None if specs[0].is_dense else specs[0].topologies(d_in)
-  train_step, _ = tr._compiled_fns(reference, False, config, steps + 1)
+  model = specs[0].model(d_in, ds.num_classes, config.impl)
+  train_step, _ = tr._compiled_fns(model, False, config, steps + 1)
   opt = tr.make_optimizer(config, steps + 1)
   params = [tr.init_params(s, d_in, ds.num_classes) for s in specs]
   stack = lambda trees: jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *trees)

@@ -1,4 +1,9 @@
-"""``cascade_matmul``: validated entry point with an explicit, logged implementation choice."""
+"""``cascade_matmul``: validated entry point with an explicit, logged implementation choice.
+
+The static structure (a ``Topology``: shapes, fan-ins, skip presence, block plans) and the
+table data (an optional :class:`nf_jax.kernels.tables.CascadeTables` pytree, possibly traced)
+are separate arguments; see :mod:`nf_jax.kernels.tables`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import logging
 from nf_jax.kernels import (
   cpu_ffi,
@@ -19,6 +23,7 @@ from nf_jax.kernels import (
   xla_gather,
 )
 from nf_jax.kernels.block_sizes import BlockSizes
+from nf_jax.kernels.tables import CascadeTables, validate_tables
 
 from nf_jax.topology import Topology
 
@@ -49,8 +54,17 @@ PALLAS_TILE_BYTES = 128 * 1024
 SMALL_BATCH = 4
 
 
-def validate_args(x: jax.Array, weights: Sequence[jax.Array], topology: Topology) -> None:
-  """Raises ValueError naming both shapes when x, weights and topology disagree."""
+# The implementations that read the tables as data (traced or not); the others plan on them.
+DATA_TABLE_IMPLS = ("cpu_ffi", "xla_gather")
+
+
+def validate_args(
+  x: jax.Array,
+  weights: Sequence[jax.Array],
+  topology: Topology,
+  tables: CascadeTables | None = None,
+) -> None:
+  """Raises ValueError naming both shapes when x, weights, topology and tables disagree."""
   if not isinstance(topology, Topology):
     raise TypeError(f"topology must be a nf_jax.topology.Topology, got {type(topology).__name__}")
   if x.ndim < 1 or x.shape[-1] != topology.n_in:
@@ -73,21 +87,24 @@ def validate_args(x: jax.Array, weights: Sequence[jax.Array], topology: Topology
       )
     if not jnp.issubdtype(w.dtype, jnp.floating):
       raise ValueError(f"weights[{s}].dtype={w.dtype} must be a floating type")
+  if tables is not None:
+    validate_tables(tables, topology)
 
 
-def _traced_tables(topology: Topology) -> bool:
-  """True when the tables are traced arrays (a sweep's per-model tables), not numpy constants."""
-  return not all(isinstance(t, np.ndarray) for t in topology.stages)
-
-
-def _refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | None:
-  """Why ``impl`` cannot run ``topology`` (None when it can)."""
+def _refusal(
+  impl: str, topology: Topology, block_sizes: BlockSizes, data_tables: bool = False
+) -> str | None:
+  """Why ``impl`` cannot run ``topology`` (None when it can); ``data_tables``: the tables come
+  as an argument (``tables=``), so only the implementations that read them as data can."""
   if impl == "xla_gather":
     return None
   if impl == "cpu_ffi":
     return cpu_ffi.refusal()
-  if _traced_tables(topology):
-    return "its tables are traced (per-model tables): only xla_gather and cpu_ffi read them as data"
+  if data_tables:
+    return (
+      "its tables are passed as data (tables=, e.g. per-model tables): only "
+      f"{' and '.join(DATA_TABLE_IMPLS)} read them so"
+    )
   plan = structure.plan_topology(topology)
   if plan.stages is None:
     return plan.reason
@@ -102,9 +119,11 @@ def _sizes(block_sizes: BlockSizes | None, platform: str, impl: str) -> BlockSiz
   return block_sizes or BlockSizes.get_default(platform, impl=impl)
 
 
-def _auto_refusal(impl: str, topology: Topology, block_sizes: BlockSizes) -> str | None:
+def _auto_refusal(
+  impl: str, topology: Topology, block_sizes: BlockSizes, data_tables: bool
+) -> str | None:
   """:func:`_refusal`, plus the on-chip budget ``auto`` keeps for the fused kernel."""
-  reason = _refusal(impl, topology, block_sizes)
+  reason = _refusal(impl, topology, block_sizes, data_tables)
   if reason is None and impl == "pallas":
     width = max(max(topology.stage_n_out), max(topology.stage_n_in))
     tile_bytes = block_sizes.batch_tile * width * 4
@@ -127,6 +146,8 @@ def choose_impl(
   impl: str = "auto",
   block_sizes: BlockSizes | None = None,
   platform: str | None = None,
+  *,
+  data_tables: bool = False,
 ) -> tuple[str, str]:
   """Returns ``(implementation, reason)`` for this call on ``platform`` without running it.
 
@@ -140,11 +161,12 @@ def choose_impl(
   Args:
     platform: a lowering platform (``cpu``, ``cuda``, ``rocm``, ``tpu``; ``gpu`` means
       ``cuda``); the host's default backend when None.
+    data_tables: the call passes ``tables=`` (only ``DATA_TABLE_IMPLS`` read tables as data).
   """
   platform = platform or dispatch.host_platform()
   platform = "cuda" if platform == "gpu" else platform
   if validate_impl(impl) != "auto":
-    reason = _refusal(impl, topology, _sizes(block_sizes, platform, impl))
+    reason = _refusal(impl, topology, _sizes(block_sizes, platform, impl), data_tables)
     if reason is not None:
       raise ValueError(
         f"impl={impl!r} cannot handle {topology!r}: {reason}; use impl='auto' or 'xla_gather'"
@@ -162,7 +184,8 @@ def choose_impl(
       )
   refused = []
   for candidate in entry.order:
-    reason = _auto_refusal(candidate, topology, _sizes(block_sizes, platform, candidate))
+    sizes = _sizes(block_sizes, platform, candidate)
+    reason = _auto_refusal(candidate, topology, sizes, data_tables)
     if reason is None:
       why = (
         structure.plan_topology(topology).reason
@@ -181,14 +204,18 @@ def _run(
   flat: jax.Array,
   weights: Sequence[jax.Array],
   topology: Topology,
+  tables: CascadeTables | None,
   block_sizes: BlockSizes,
   interpret: bool,
 ) -> jax.Array:
-  """One implementation on ``flat: [batch, n_in]`` -> ``[batch, n_out]`` in ``flat.dtype``."""
-  if chosen == "xla_gather":
-    out = xla_gather.cascade_matmul_gather(flat, weights, topology)
-  elif chosen == "cpu_ffi":
-    out = cpu_ffi.cascade_matmul_cpu(flat, weights, topology)
+  """One implementation on ``flat: [batch, n_in]`` -> ``[batch, n_out]`` in ``flat.dtype``;
+  ``tables`` (None: the topology's own) is read only by ``DATA_TABLE_IMPLS``."""
+  if chosen in DATA_TABLE_IMPLS:
+    data = CascadeTables.of(topology) if tables is None else tables
+    if chosen == "xla_gather":
+      out = xla_gather.cascade_matmul_gather(flat, weights, data)
+    else:
+      out = cpu_ffi.cascade_matmul_cpu(flat, weights, data, topology.stage_n_in)
   else:
     stages = structure.plan_topology(topology).stages
     if chosen == "xla_blocked":
@@ -214,6 +241,7 @@ def cascade_matmul(
   topology: Topology,
   impl: str = "auto",
   *,
+  tables: CascadeTables | None = None,
   interpret: bool = False,
   block_sizes: BlockSizes | None = None,
 ) -> jax.Array:
@@ -226,8 +254,11 @@ def cascade_matmul(
   Args:
     x: ``[..., n_in]`` activations.
     weights: per stage, ``[n_out_s, fan_in_s]`` (the shape of ``topology.stages[s]``).
-    topology: the cascade's static tables.
+    topology: the cascade's static structure, and (without ``tables``) its tables.
     impl: ``"auto"`` or one of ``IMPLEMENTATIONS`` (see :func:`choose_impl`).
+    tables: the index tables as data (:class:`CascadeTables`, of ``topology``'s structure),
+      e.g. traced per-model tables under ``vmap``; ``topology``'s own tables are then not
+      read. Only ``DATA_TABLE_IMPLS`` run it (``auto`` picks among them).
     interpret: run Pallas kernels in interpreter mode (CPU tests). With ``impl="auto"``,
       ``interpret=True`` selects the (interpreted) fused kernel when it supports the topology.
     block_sizes: tiling; ``BlockSizes.get_default(platform, impl)`` when None.
@@ -235,32 +266,40 @@ def cascade_matmul(
   Returns:
     ``[..., n_out]`` in ``x.dtype``.
   """
-  validate_args(x, weights, topology)
+  validate_args(x, weights, topology, tables)
   validate_impl(impl)
+  data_tables = tables is not None
   host = dispatch.host_platform()
   lead = x.shape[:-1]
   flat = x.reshape(-1, topology.n_in)
   pallas_sizes = _sizes(block_sizes, host, "pallas")
-  if impl == "auto" and interpret and _refusal("pallas", topology, pallas_sizes) is None:
+  if (
+    impl == "auto" and interpret and _refusal("pallas", topology, pallas_sizes, data_tables) is None
+  ):
     logging.log_first_n(logging.DEBUG, "cascade_matmul: interpreted pallas", 8)
-    out = _run("pallas", flat, weights, topology, pallas_sizes, interpret)
+    out = _run("pallas", flat, weights, topology, tables, pallas_sizes, interpret)
   elif impl != "auto":
-    chosen, _ = choose_impl(x, topology, impl, block_sizes, host)
-    out = _run(chosen, flat, weights, topology, _sizes(block_sizes, host, chosen), interpret)
+    chosen, _ = choose_impl(x, topology, impl, block_sizes, host, data_tables=data_tables)
+    sizes = _sizes(block_sizes, host, chosen)
+    out = _run(chosen, flat, weights, topology, tables, sizes, interpret)
   else:
     # One branch per distinct (path, tiling); platforms that take the gather share the default.
     branches: dict[tuple[str, BlockSizes], list[str]] = {}
     for platform in dispatch.PLATFORMS:
-      chosen, reason = choose_impl(x, topology, "auto", block_sizes, platform)
+      chosen, reason = choose_impl(
+        x, topology, "auto", block_sizes, platform, data_tables=data_tables
+      )
       _log_choice(platform, chosen, reason, platform == host)
       branches.setdefault((chosen, _sizes(block_sizes, platform, chosen)), []).append(platform)
 
     def runner(chosen: str, sizes: BlockSizes):
-      return lambda flat, weights: _run(chosen, flat, weights, topology, sizes, interpret)
+      return lambda flat, weights, tables: _run(
+        chosen, flat, weights, topology, tables, sizes, interpret
+      )
 
     if len(branches) == 1:
       ((chosen, sizes),) = branches
-      out = runner(chosen, sizes)(flat, weights)
+      out = runner(chosen, sizes)(flat, weights, tables)
     else:
       per_platform = {}
       for (chosen, sizes), platforms in branches.items():
@@ -268,5 +307,6 @@ def cascade_matmul(
           fn = runner(chosen, sizes)  # one callable per branch: platform_dependent joins them
           per_platform.update({p: fn for p in platforms})
       gather = runner("xla_gather", _sizes(block_sizes, host, "xla_gather"))
-      out = jax.lax.platform_dependent(flat, list(weights), default=gather, **per_platform)
+      # The tables are an operand, not a closure: traced per-model tables reach every branch.
+      out = jax.lax.platform_dependent(flat, list(weights), tables, default=gather, **per_platform)
   return out.reshape(*lead, topology.n_out).astype(x.dtype)

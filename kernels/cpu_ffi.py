@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 from absl import logging
+from nf_jax.kernels.tables import CascadeTables
 
 from nf_jax import io_utils
 from nf_jax.compile_cache import cache_root
-from nf_jax.topology import Topology
 
 SOURCE = Path(__file__).with_name("cpu_cascade.cc")
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
@@ -165,31 +165,29 @@ def refusal() -> str | None:
   return None
 
 
-def _layout(topology: Topology) -> np.ndarray:
+def _layout(tables: CascadeTables, stage_n_in: Sequence[int]) -> np.ndarray:
   """``int32[D, 6]``: per stage n_in, n_out, fan_in, table offset, skip_r, skip offset.
 
-  Reads only the tables' shapes, so it also serves topologies with traced tables.
+  Reads only the tables' shapes (static under ``jit`` and ``vmap``), never their entries.
   """
-  sizes = [t.shape[0] * t.shape[1] for t in topology.stages]
+  sizes = [t.shape[0] * t.shape[1] for t in tables.stages]
   offsets = np.cumsum([0] + sizes)
   rows, position = [], int(offsets[-1])
-  for n_in, table, offset, skip in zip(
-    topology.stage_n_in, topology.stages, offsets, topology.skips
-  ):
+  for n_in, table, offset, skip in zip(stage_n_in, tables.stages, offsets, tables.skips):
     skip_r = 0 if skip is None else skip.shape[1]
     rows.append((n_in, table.shape[0], table.shape[1], offset, skip_r, position))
     position += table.shape[0] * skip_r
   return np.array(rows, np.int32)
 
 
-def _flat_tables(topology: Topology) -> np.ndarray | jax.Array:
+def _flat_tables(tables: CascadeTables) -> np.ndarray | jax.Array:
   """``int32[T]``: every stage table, then every skip table, flattened, in ``_layout`` order.
 
   A numpy array for static tables; a traced array for a sweep's per-model tables
   (``nf_jax.train``), which go through the same kernel as data.
   """
-  parts = [t.reshape(-1) for t in topology.stages]
-  parts += [k.reshape(-1) for k in topology.skips if k is not None]
+  parts = [t.reshape(-1) for t in tables.stages]
+  parts += [k.reshape(-1) for k in tables.skips if k is not None]
   if all(isinstance(p, np.ndarray) for p in parts):
     return np.concatenate(parts).astype(np.int32)
   return jnp.concatenate([jnp.asarray(p, jnp.int32) for p in parts])
@@ -225,15 +223,20 @@ def _fused_bwd(n_out, residuals, g):
 _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
-def cascade_matmul_cpu(x: jax.Array, weights: Sequence[jax.Array], topology: Topology) -> jax.Array:
+def cascade_matmul_cpu(
+  x: jax.Array, weights: Sequence[jax.Array], tables: CascadeTables, stage_n_in: Sequence[int]
+) -> jax.Array:
   """All stages in one FFI call: ``x: [batch, n_in] -> float32[batch, n_out]``.
 
-  ``topology``'s tables may be traced (vmapped per-model tables); the kernel reads them as data.
+  ``tables`` may be traced (vmapped per-model tables); the kernel reads them as data and
+  checks every entry against its stage's input width ``stage_n_in[s]``
+  (``Topology.stage_n_in``).
 
   Raises:
     BuildError: the kernel cannot be built here (the message says why).
   """
   _load()
   flat_w = jnp.concatenate([w.reshape(-1).astype(jnp.float32) for w in weights])
-  tables, layout = _flat_tables(topology), jnp.asarray(_layout(topology))
-  return _fused(x.astype(jnp.float32), flat_w, tables, layout, topology.n_out)
+  flat_tables, layout = _flat_tables(tables), jnp.asarray(_layout(tables, stage_n_in))
+  n_out = int(tables.stages[-1].shape[0])
+  return _fused(x.astype(jnp.float32), flat_w, flat_tables, layout, n_out)

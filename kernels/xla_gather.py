@@ -2,9 +2,10 @@
 
 Both passes are gathers. XLA's autodiff of a gather is a scatter-add, which XLA:CPU runs
 serially (the per-stage backward was ~16x the forward at N=4096, B=1024); the custom VJP
-instead reads the transposed tables (``Topology.scatters`` / ``Topology.skip_scatters``), so
-``dx`` is a gather of the cotangent and ``dW`` a gather of the stage input. Tables may be
-static numpy arrays or traced per-model arrays (vmapped sweeps, ``nf_jax.train``).
+instead reads the transposed tables (``CascadeTables.scatters`` / ``.skip_scatters``), so
+``dx`` is a gather of the cotangent and ``dW`` a gather of the stage input. The tables are data
+(a :class:`nf_jax.kernels.tables.CascadeTables`): static numpy arrays or traced per-model
+arrays (vmapped sweeps, ``nf_jax.train``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-
-Table = np.ndarray | jax.Array
+from nf_jax.kernels.tables import CascadeTables, Table
 
 
 def _forward(h, weight, table, skip):
@@ -77,9 +76,11 @@ def stage_gather(
   Args:
     h: ``[batch, n_in_s]`` stage input.
     weight: ``[n_out_s, fan_in_s]``.
-    table, skip: the stage's gather and skip tables (``Topology.stages[s]``, ``.skips[s]``).
-    scatter, skip_scatter: their transposes (``Topology.scatters[s]``, ``.skip_scatters[s]``),
-      read by the backward pass. Padding to a wider ``max_fan_out`` with the sentinel is fine.
+    table, skip: the stage's gather and skip tables (``CascadeTables.stages[s]``,
+      ``.skips[s]``).
+    scatter, skip_scatter: their transposes (``CascadeTables.scatters[s]``,
+      ``.skip_scatters[s]``), read by the backward pass. Padding to a wider ``max_fan_out``
+      with the sentinel is fine.
   """
   if (skip is None) != (skip_scatter is None):
     raise ValueError("skip and skip_scatter must both be given or both be None")
@@ -87,10 +88,12 @@ def stage_gather(
   return _stage(h, weight, *map(as_array, (table, skip, scatter, skip_scatter)))
 
 
-def cascade_matmul_gather(x: jax.Array, weights: Sequence[jax.Array], topology) -> jax.Array:
+def cascade_matmul_gather(
+  x: jax.Array, weights: Sequence[jax.Array], tables: CascadeTables
+) -> jax.Array:
   """All stages in order with :func:`stage_gather`; ``x: [batch, n_in] -> [batch, n_out]``."""
   h = x
-  tables = zip(weights, topology.stages, topology.skips, topology.scatters, topology.skip_scatters)
-  for weight, table, skip, scatter, skip_scatter in tables:
+  per_stage = zip(weights, tables.stages, tables.skips, tables.scatters, tables.skip_scatters)
+  for weight, table, skip, scatter, skip_scatter in per_stage:
     h = stage_gather(h, weight, table, skip, scatter, skip_scatter)
   return h

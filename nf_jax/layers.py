@@ -20,6 +20,7 @@ from nf_jax import kernels
 from nf_jax.init_scale import INITS as INITS
 from nf_jax.init_scale import SKIP_CASCADE_GAIN as SKIP_CASCADE_GAIN
 from nf_jax.init_scale import stage_init_variances as stage_init_variances
+from nf_jax.kernels.tables import validate_tables
 from nf_jax.kernels.xla_gather import stage_gather
 from nf_jax.topology import Topology
 
@@ -95,8 +96,13 @@ class SparseCascade(nn.Module):
     return self.topology.n_out
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """``x: [..., n_in] -> [..., n_out]``."""
+  def __call__(self, x: jax.Array, tables: kernels.CascadeTables | None = None) -> jax.Array:
+    """``x: [..., n_in] -> [..., n_out]``.
+
+    ``tables``: the index tables as data (:class:`nf_jax.kernels.CascadeTables` of
+    ``topology``'s structure), e.g. per-model tables under ``vmap``; None reads the
+    topology's own. Params and init depend only on the structure, never on these tables.
+    """
     inits = stage_initializers(self.topology, self.weight_init)
     weights = [
       self.param(f"stage_{s}", init, table.shape, self.param_dtype)
@@ -108,7 +114,15 @@ class SparseCascade(nn.Module):
       else None
     )
     return apply_cascade(
-      x, weights, bias, self.topology, self.dtype, self.activation, self.impl, self.interpret
+      x,
+      weights,
+      bias,
+      self.topology,
+      self.dtype,
+      self.activation,
+      self.impl,
+      self.interpret,
+      tables=tables,
     )
 
   def to_dense(self) -> jax.Array:
@@ -244,21 +258,25 @@ def apply_cascade(
   activation: Callable[[jax.Array], jax.Array] | None = None,
   impl: str = "auto",
   interpret: bool = False,
+  *,
+  tables: kernels.CascadeTables | None = None,
 ) -> jax.Array:
   """The forward pass of both layers: ``x: [..., n_in] -> [..., n_out]``, computed in ``dtype``
-  (None: promoted from the inputs), with ``activation`` between sublayers if given."""
+  (None: promoted from the inputs), with ``activation`` between sublayers if given.
+  ``tables``: the index tables as data (None: ``topology``'s own; see ``SparseCascade``)."""
   if x.shape[-1] != topology.n_in:
     raise ValueError(f"x.shape={tuple(x.shape)} does not match the topology's n_in={topology.n_in}")
   x, bias, *weights = nn.dtypes.promote_dtype(x, bias, *weights, dtype=dtype)
   if activation is None:
-    y = kernels.cascade_matmul(x, weights, topology, impl, interpret=interpret)
+    y = kernels.cascade_matmul(x, weights, topology, impl, tables=tables, interpret=interpret)
   else:
     lead = x.shape[:-1]
     h = x.reshape(-1, topology.n_in)
-    tables = zip(
-      weights, topology.stages, topology.skips, topology.scatters, topology.skip_scatters
-    )
-    for s, (w, table, skip, scatter, skip_scatter) in enumerate(tables):
+    if tables is not None:
+      validate_tables(tables, topology)
+    data = kernels.CascadeTables.of(topology) if tables is None else tables
+    per_stage = zip(weights, data.stages, data.skips, data.scatters, data.skip_scatters)
+    for s, (w, table, skip, scatter, skip_scatter) in enumerate(per_stage):
       h = stage_gather(h, w, table, skip, scatter, skip_scatter)
       if s < topology.depth - 1:
         h = activation(h)

@@ -1,23 +1,21 @@
 """MLP classifiers with sparse-cascade hidden layers, trained as vmapped, sharded sweeps.
 
-Model (:class:`ModelSpec`): ``num_layers`` hidden layers of width ``n`` with ReLU, then a dense
-``n -> num_classes`` head. Every hidden layer is a :class:`nf_jax.layers.SparseCascade` of the
-same family and parameters; the *first* one is rectangular, ``T.make(name, n, n_in=d_in, ...)``
-(``d_in = 784`` for Fashion-MNIST), so the whole hidden stack is sparse and no dense input
-projection hides the topology. ``name="dense"`` is the baseline: ``nn.Dense`` layers at the
-same widths.
+Model (:class:`ModelSpec`, built as the Flax module :class:`Classifier`): ``num_layers`` hidden
+layers of width ``n`` with ReLU, then a dense ``n -> num_classes`` head. Every hidden layer is a
+:class:`nf_jax.layers.SparseCascade` of the same family and parameters; the *first* one is
+rectangular, ``T.make(name, n, n_in=d_in, ...)`` (``d_in = 784`` for Fashion-MNIST), so the
+whole hidden stack is sparse and no dense input projection hides the topology.
+``name="dense"`` is the baseline: ``nn.Dense`` layers at the same widths.
 
 Sweeps (:func:`train_sweep`): M models whose parameter pytrees have equal shapes (seeds x
 topologies x weight inits of one shape signature) train in *one* jitted, ``vmap``-ed step. The
 leading model axis of every parameter, optimiser state and batch-index array is sharded over a
 1-D ``jax.sharding.Mesh`` (axis ``"models"``) with ``NamedSharding``, so with D devices each
 holds M / D models (M is padded to a multiple of D). Topologies whose tables differ (e.g. two
-``random`` seeds, or ``butterfly`` vs ``block_diagonal`` at equal radix and depth) are passed
-as stacked ``int32`` table arrays and gathered per model; identical ones stay static constants.
-
-Forward pass: hidden layers call :func:`nf_jax.kernels.cascade_matmul`, exactly as
-``SparseCascade.__call__`` does (whose params, ``stage_{s}`` and ``bias``, we init with
-``SparseCascade.init``); a functional forward lets the tables be traced per model.
+``random`` seeds, or ``butterfly`` vs ``block_diagonal`` at equal radix and depth) share one
+static structure, and their tables go to the module as a pytree argument
+(:class:`nf_jax.kernels.CascadeTables`, stacked ``int32`` arrays vmapped per model); identical
+ones stay static constants.
 
 Checkpoints: Orbax ``CheckpointManager`` under ``<workdir>/checkpoints``; a run resumes from
 ``latest_step()``. The data order depends only on ``(train_seed, epoch)``, so a resumed run
@@ -128,6 +126,13 @@ class ModelSpec:
     first = T.make(self.name, self.n, n_in=d_in, **params)
     return (first,) + (self.hidden_topology(),) * (self.num_layers - 1)
 
+  def model(self, d_in: int, num_classes: int, impl: str = "auto") -> Classifier:
+    """The Flax module of this spec on ``d_in`` inputs (init with :func:`init_params`)."""
+    topologies = None if self.is_dense else self.topologies(d_in)
+    return Classifier(
+      num_classes, self.n, self.num_layers, topologies, weight_init=self.weight_init, impl=impl
+    )
+
   def label(self) -> str:
     params = ",".join(f"{k}={v}" for k, v in self.topology)
     return f"{self.name}({params}) init={self.weight_init} seed={self.train_seed}"
@@ -177,8 +182,7 @@ class TrainConfig:
         raise ValueError(f"{field}={getattr(self, field)} must be >= 1")
     if not self.learning_rate > 0:
       raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
-    if self.impl != "auto" and self.impl not in kernels.IMPLEMENTATIONS:
-      raise ValueError(f"impl={self.impl!r} is not one of {('auto',) + kernels.IMPLEMENTATIONS}")
+    kernels.validate_impl(self.impl)
 
 
 @dataclasses.dataclass
@@ -205,51 +209,82 @@ class ModelResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Model: init with SparseCascade / nn.Dense, functional forward through kernels.cascade_matmul.
+# Model: a Flax module of SparseCascade (or nn.Dense) layers and a dense head.
+
+
+class Classifier(nn.Module):
+  """The study MLP: hidden layers ``layer_0 .. layer_{L-1}``, each followed by ReLU, then
+  ``head`` (``nn.Dense(num_classes)``); ``x: [batch, d_in] -> logits [batch, num_classes]``.
+
+  Hidden layer ``l`` is ``SparseCascade(topologies[l])``, or for the baseline
+  (``topologies=None``) ``nn.Dense(width, kernel_init=he_normal)``. Params:
+  ``{"layer_l": {"stage_s": [n_out_s, f_s], "bias": [width]} | {"kernel": [n_in_l, width],
+  "bias": [width]}, "head": {"kernel": [width, num_classes], "bias": [num_classes]}}``.
+
+  Initialise with :func:`init_params`: each layer from its own key of
+  ``split(key(train_seed), L + 1)``, the convention every checkpoint and results row was made
+  with (``Classifier.init`` derives keys from module names and would draw other numbers).
+
+  Attributes:
+    num_classes: output classes.
+    width: hidden width ``n``.
+    num_layers: hidden layers ``L``.
+    topologies: per hidden layer, its static structure (and tables); None for nn.Dense.
+    weight_init: SparseCascade init (``nf_jax.layers.INITS``); only ``init`` reads it.
+    impl: the cascade kernel (:func:`nf_jax.kernels.cascade_matmul`).
+  """
+
+  num_classes: int
+  width: int
+  num_layers: int
+  topologies: tuple[T.Topology, ...] | None = None
+  weight_init: str = "depth_aware"
+  impl: str = "auto"
+
+  @nn.compact
+  def __call__(
+    self, x: jax.Array, tables: Sequence[kernels.CascadeTables] | None = None
+  ) -> jax.Array:
+    """``tables``: per hidden layer, its tables as data (e.g. per-model, traced under
+    ``vmap``; they must fit ``topologies[l]``'s structure); None reads the topologies' own."""
+    if tables is not None and self.topologies is None:
+      raise ValueError("tables were given for the nn.Dense baseline, which has no tables")
+    h = x
+    for layer in range(self.num_layers):
+      module = hidden_layer(self, layer, name=f"layer_{layer}")
+      if tables is None:
+        h = module(h)
+      else:
+        h = module(h, tables[layer])
+      h = nn.relu(h)
+    return nn.Dense(self.num_classes, name="head")(h)
+
+
+def hidden_layer(model: Classifier, layer: int, name: str | None = None) -> nn.Module:
+  """Hidden layer ``layer`` of ``model`` (unbound when called outside a module)."""
+  if model.topologies is None:
+    return nn.Dense(model.width, kernel_init=nn.initializers.he_normal(), name=name)
+  return SparseCascade(
+    model.topologies[layer], weight_init=model.weight_init, impl=model.impl, name=name
+  )
 
 
 def init_params(spec: ModelSpec, d_in: int, num_classes: int) -> Params:
-  """Params of one MLP: ``{"layer_l": {"stage_s": [n_out_s, f_s], "bias": [n]} | nn.Dense,
-  "head": {"kernel": [n, classes], "bias": [classes]}}``, seeded by ``spec.train_seed``."""
-  key = jax.random.key(spec.train_seed)
-  keys = jax.random.split(key, spec.num_layers + 1)
+  """Params of ``spec.model(d_in, num_classes)`` (see :class:`Classifier`), seeded by
+  ``spec.train_seed``: layer ``l`` is initialised alone from key ``l`` of
+  ``split(key(train_seed), num_layers + 1)`` on a one-row input, the head from the last key."""
+  model = spec.model(d_in, num_classes)
+  keys = jax.random.split(jax.random.key(spec.train_seed), spec.num_layers + 1)
   params = {}
   width_in = d_in
   for layer in range(spec.num_layers):
     x = np.zeros((1, width_in), np.float32)  # host array: no eager device op
-    if spec.is_dense:
-      module = nn.Dense(spec.n, kernel_init=nn.initializers.he_normal())
-    else:
-      module = SparseCascade(spec.topologies(d_in)[layer], weight_init=spec.weight_init)
     # Jitted: eager init runs (and compiles) the initialisers op by op, which is slow.
-    params[f"layer_{layer}"] = jax.jit(module.init)(keys[layer], x)["params"]
+    params[f"layer_{layer}"] = jax.jit(hidden_layer(model, layer).init)(keys[layer], x)["params"]
     width_in = spec.n
   head = jax.jit(nn.Dense(num_classes).init)(keys[-1], np.zeros((1, spec.n), np.float32))
   params["head"] = head["params"]
   return params
-
-
-def forward(
-  params: Params, x: jax.Array, topologies: Sequence[T.Topology] | None, impl: str = "auto"
-) -> jax.Array:
-  """Logits ``[batch, classes]`` of ``x: [batch, d_in]``; ``topologies=None`` for dense.
-
-  ``impl`` goes to :func:`nf_jax.kernels.cascade_matmul`; topologies whose tables are traced
-  (per-model tables in a sweep) must use ``"xla_gather"`` or ``"cpu_ffi"``, the kernels that
-  read the tables as data rather than planning on them in numpy.
-  """
-  h = x
-  num_layers = len([k for k in params if k.startswith("layer_")])
-  for layer in range(num_layers):
-    p = params[f"layer_{layer}"]
-    if topologies is None:
-      h = h @ p["kernel"] + p["bias"]
-    else:
-      t = topologies[layer]
-      weights = [p[f"stage_{s}"] for s in range(t.depth)]
-      h = kernels.cascade_matmul(h, weights, t, impl) + p["bias"]
-    h = jax.nn.relu(h)
-  return h @ params["head"]["kernel"] + params["head"]["bias"]
 
 
 def num_params(params: Params) -> int:
@@ -296,55 +331,11 @@ def group_compatible(
   return list(groups.values())
 
 
-def _stack_tables(models: Sequence[Sequence[T.Topology]]) -> tuple:
-  """Per-model tables of ``models[m][layer]``, stacked along a leading model axis.
-
-  Each leaf is ``int32[M, ...]``; per layer ``(stages, skips, scatters, skip_scatters)``. The
-  transposed tables' widths (max fan-out) differ between random draws, so they are padded to
-  the widest with their sentinel (``table.size``, see ``nf_jax.topology``).
-  """
-
-  def stack(models_at_layer: Sequence[T.Topology], attr: str, s: int, sentinel: int):
-    arrays = [getattr(t, attr)[s] for t in models_at_layer]
-    if arrays[0] is None:
-      return None
-    width = max(a.shape[1] for a in arrays)
-    return np.stack(
-      [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=sentinel) for a in arrays]
-    )
-
-  out = []
-  for layer in zip(*models):
-    ref = layer[0]
-    skip_sizes = [0 if skip is None else skip.size for skip in ref.skips]
-    out.append(
-      (
-        tuple(stack(layer, "stages", s, 0) for s in range(ref.depth)),
-        tuple(stack(layer, "skips", s, 0) for s in range(ref.depth)),
-        tuple(stack(layer, "scatters", s, ref.stages[s].size) for s in range(ref.depth)),
-        tuple(stack(layer, "skip_scatters", s, skip_sizes[s]) for s in range(ref.depth)),
-      )
-    )
-  return tuple(out)
-
-
-def _bind(reference: T.Topology, tables: tuple) -> T.Topology:
-  """``reference`` with its tables swapped for traced per-model ones.
-
-  The spec gets a ``("traced_tables", True)`` entry: Topology equality and hashing use the
-  spec, and a traced twin must never hit a cache (e.g. the kernels' per-topology block plans)
-  filled for the static tables, nor fill one.
-  """
-  stages, skips, scatters, skip_scatters = tables
-  bound = dataclasses.replace(
-    reference,
-    spec=reference.spec + (("traced_tables", True),),
-    stages=tuple(stages),
-    skips=tuple(skips),
-  )
-  # The transposes are cached properties computed in numpy; traced twins carry them instead.
-  bound.__dict__.update(scatters=tuple(scatters), skip_scatters=tuple(skip_scatters))
-  return bound
+def stack_tables(models: Sequence[Sequence[T.Topology]]) -> tuple[kernels.CascadeTables, ...]:
+  """Per hidden layer, the tables of ``models[m][layer]`` stacked along a leading model axis
+  (:meth:`nf_jax.kernels.CascadeTables.stack`): the ``tables`` argument of a vmapped
+  :class:`Classifier`."""
+  return tuple(kernels.CascadeTables.stack(layer) for layer in zip(*models))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,13 +365,14 @@ def _tree_where(ok: jax.Array, new: Any, old: Any) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _compiled_fns(
-  reference: tuple[T.Topology, ...] | None, traced: bool, config: TrainConfig, total_steps: int
+  model: Classifier, traced: bool, config: TrainConfig, total_steps: int
 ) -> tuple[Callable, Callable]:
-  """Jitted ``(train_step, eval_step)`` over the model axis, cached per topology and config."""
+  """Jitted ``(train_step, eval_step)`` over the model axis, cached per model and config;
+  ``traced``: the steps take per-model tables (a tuple of stacked CascadeTables)."""
   optimizer = make_optimizer(config, total_steps)
   impl = config.impl
   # Per-model tables are data, not constants: only the gather and the C++ kernel read them so.
-  if traced and impl not in ("auto", "cpu_ffi", "xla_gather"):
+  if traced and impl not in ("auto",) + kernels.DATA_TABLE_IMPLS:
     raise ValueError(
       f"impl={impl!r} cannot read per-model (traced) tables; use 'auto', 'cpu_ffi' or "
       "'xla_gather' for sweeps whose models differ in wiring (e.g. random seeds)"
@@ -391,18 +383,13 @@ def _compiled_fns(
     if native is not None:
       logging.info("per-model tables train on xla_gather: cpu_ffi refused (%s)", native)
 
-  def topologies(tables):
-    if reference is None:
-      return None
-    if not traced:
-      return reference
-    return tuple(_bind(t, tab) for t, tab in zip(reference, tables))
+  model = model.clone(impl=impl)
 
   def one_step(params, opt_state, bad, tables, idx, x_all, y_all):
     x, y = x_all[idx], y_all[idx]
 
     def loss_fn(p):
-      logits = forward(p, x, topologies(tables), impl)
+      logits = model.apply({"params": p}, x, tables)
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -416,7 +403,7 @@ def _compiled_fns(
     return params, opt_state, bad | ~finite, loss, correct
 
   def one_eval(params, tables, x, y):
-    logits = forward(params, x, topologies(tables), impl)
+    logits = model.apply({"params": params}, x, tables)
     return jnp.sum(jnp.argmax(logits, -1) == y)
 
   tables_axis = 0 if traced else None
@@ -512,15 +499,19 @@ def train_sweep(
   total_steps = steps_per_epoch * config.num_epochs
 
   if padded[0].is_dense:
-    reference, traced, tables = None, False, None
+    traced, tables = False, None
   else:
     all_topos = [s.topologies(d_in) for s in padded]
     reference = all_topos[0]
     traced = any(
       t.fingerprint != r.fingerprint for topos in all_topos for t, r in zip(topos, reference)
     )
-    tables = _stack_tables(all_topos) if traced else None
-  train_step, eval_step = _compiled_fns(reference, traced, config, total_steps)
+    tables = stack_tables(all_topos) if traced else None
+  # The apply reads only the structure (the first model's topologies) and the kernel choice.
+  model = dataclasses.replace(padded[0], weight_init="depth_aware").model(
+    d_in, dataset.num_classes, config.impl
+  )
+  train_step, eval_step = _compiled_fns(model, traced, config, total_steps)
   optimizer = make_optimizer(config, total_steps)
 
   watchdog.beat(WATCHDOG_SETUP_S, "init")

@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
       "nf_jax.init_scale",
       "nf_jax.kernels.structure",
+      "nf_jax.kernels.tables",
       "nf_jax.kernels.block_sizes",
       "nf_jax.kernels.reference",
       "nf_jax.kernels.dispatch",

@@ -203,19 +203,17 @@ def test_vmap_matches_batched_call(impl):
 def test_gradients_with_traced_per_model_tables(impl):
   """Vmapped models whose tables differ (a sweep of random draws): the kernels that read tables
   as data (the gather with padded transposed tables, and the C++ kernel)."""
-  from nf_jax import train
-
   tops = [T.make("random", 32, n_in=24, fan_in=3, depth=2, skip=True, seed=s) for s in range(3)]
   widths = {sc.shape[1] for t in tops for sc in t.scatters}
   assert len(widths) > 1, "the draws should need padding to a common max fan-out"
-  (tables,) = train._stack_tables([[t] for t in tops])
+  tables = kernels.CascadeTables.stack(tops)
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.standard_normal((5, 24)), jnp.float32)
   ws = [jnp.asarray(rng.standard_normal((3,) + tab.shape), jnp.float32) for tab in tops[0].stages]
   cot = jnp.asarray(rng.standard_normal((5, 32)), jnp.float32)
 
   def loss(ws, x, tables):
-    y = kernels.cascade_matmul(x, ws, train._bind(tops[0], tables), impl)
+    y = kernels.cascade_matmul(x, ws, tops[0], impl, tables=tables)
     return jnp.sum(y * cot)
 
   dws, dxs = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(0, None, 0)))(ws, x, tables)
@@ -310,6 +308,45 @@ def test_bad_input_names_both_shapes():
     kernels.cascade_matmul(x, ws, t, "fast")
 
 
+@pytest.mark.parametrize("impl", ["auto", "xla_gather", *CPU_FFI])
+def test_tables_argument_replaces_the_topologys_tables(impl):
+  """``tables=`` is the data, the topology only the structure: one random draw's structure with
+  another draw's tables computes the other draw's product."""
+  a, b = (T.make("random", 32, n_in=24, fan_in=3, depth=2, skip=True, seed=s) for s in (0, 1))
+  assert a.fingerprint != b.fingerprint
+  x, ws = random_args(a, 6, jnp.float32)
+  got = kernels.cascade_matmul(x, ws, a, impl, tables=kernels.CascadeTables.of(b))
+  want = np.asarray(x, np.float64) @ numpy_dense(ws, b)
+  assert rel_err(got, want) < TOLERANCE[jnp.float32]
+
+
+def test_tables_argument_refusals_and_shape_errors():
+  t = make("butterfly_r2")
+  x, ws = random_args(t, 4, jnp.float32)
+  tables = kernels.CascadeTables.of(t)
+  # Planning kernels read the topology's numpy tables, so they refuse tables given as data.
+  for impl in ("xla_blocked", "pallas"):
+    with pytest.raises(ValueError, match=f"impl='{impl}' cannot handle.*passed as data"):
+      kernels.cascade_matmul(x, ws, t, impl, tables=tables)
+  assert kernels.choose_impl(x, t, data_tables=True)[0] in kernels.DATA_TABLE_IMPLS
+  short = tables._replace(stages=tables.stages[:-1])
+  with pytest.raises(ValueError, match=r"tables.stages has 4 entries for a topology of depth=5"):
+    kernels.cascade_matmul(x, ws, t, tables=short)
+  wide = tables._replace(stages=(np.zeros((32, 3), np.int32),) + tables.stages[1:])
+  with pytest.raises(ValueError, match=r"tables.stages\[0\].shape=\(32, 3\).*\(32, 2\)"):
+    kernels.cascade_matmul(x, ws, t, tables=wide)
+  floats = tables._replace(scatters=(tables.scatters[0].astype(np.float32),) + tables.scatters[1:])
+  with pytest.raises(ValueError, match=r"tables.scatters\[0\].dtype=float32"):
+    kernels.cascade_matmul(x, ws, t, tables=floats)
+  skip = T.make("butterfly", 32, radix=2, skip=True)
+  with pytest.raises(ValueError, match=r"tables.skips\[0\] is None.*has skip edges"):
+    kernels.cascade_matmul(x, ws, skip, tables=tables)
+  with pytest.raises(TypeError, match="tables must be a nf_jax.kernels.CascadeTables"):
+    kernels.cascade_matmul(x, ws, t, tables=tuple(tables))
+  with pytest.raises(ValueError, match="their structures differ"):
+    kernels.CascadeTables.stack([t, skip])
+
+
 def test_block_sizes_validation():
   with pytest.raises(ValueError, match="batch_tile=0"):
     kernels.BlockSizes(batch_tile=0)
@@ -350,12 +387,12 @@ def test_pallas_lowers_to_triton_on_a_cpu_host(name, n, kwargs):
 @pytest.mark.skipif(not CPU_FFI, reason="cpu_ffi runs on the CPU backend with a C++ compiler")
 def test_cpu_ffi_rejects_a_table_entry_outside_its_stage():
   """Traced tables are data: a bad index must be an error, never an out-of-bounds read."""
-  from nf_jax import train
-
   t = T.make("random", 32, n_in=24, fan_in=3, depth=2, seed=0)
   x, ws = random_args(t, 4, jnp.float32)
   bad = np.array(t.stages[1])
   bad[5, 1] = 32  # stage 1 reads a 32-lane input: valid entries are 0..31
-  tables = ([t.stages[0], jnp.asarray(bad)], list(t.skips), list(t.scatters), list(t.skip_scatters))
+  tables = kernels.CascadeTables(
+    (t.stages[0], jnp.asarray(bad)), t.skips, t.scatters, t.skip_scatters
+  )
   with pytest.raises(Exception, match=r"stage 1 has a table entry outside \[0, 32\)"):
-    jax.block_until_ready(kernels.cascade_matmul(x, ws, train._bind(t, tables), "cpu_ffi"))
+    jax.block_until_ready(kernels.cascade_matmul(x, ws, t, "cpu_ffi", tables=tables))

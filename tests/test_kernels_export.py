@@ -162,16 +162,14 @@ def test_every_platform_choice_is_a_valid_name_and_bad_names_are_refused():
 def test_auto_with_traced_per_model_tables_vmaps_and_differentiates():
   """A sweep's per-model tables are data: auto must take a path that reads them so (never the
   numpy block planner), on every platform branch, under vmap and grad."""
-  from nf_jax import train
-
   tops = [T.make("random", 32, n_in=24, fan_in=3, depth=2, skip=True, seed=s) for s in range(2)]
-  (tables,) = train._stack_tables([[t] for t in tops])
+  tables = kernels.CascadeTables.stack(tops)
   rng = np.random.default_rng(5)
   x = jnp.asarray(rng.standard_normal((6, 24)), jnp.float32)
   ws = [jnp.asarray(rng.standard_normal((2,) + tab.shape), jnp.float32) for tab in tops[0].stages]
 
   def loss(ws, tables):
-    return jnp.sum(kernels.cascade_matmul(x, ws, train._bind(tops[0], tables)) ** 2)
+    return jnp.sum(kernels.cascade_matmul(x, ws, tops[0], tables=tables) ** 2)
 
   grad = jax.vmap(jax.grad(loss), in_axes=(0, 0))
   got = jax.jit(grad)(ws, tables)

@@ -6,11 +6,12 @@ import os
 import shutil
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from nf_jax import kernels
+from nf_jax import kernels, sweep
 from nf_jax import train as tr
 from nf_jax.data import Dataset
 from nf_jax.layers import SparseCascade
@@ -49,7 +50,8 @@ def test_forward_matches_dense_product(name, params):
     h = jax.nn.relu(h @ dense + lp["bias"])
     # The params are SparseCascade's own: its apply agrees on this layer too.
   expected = h @ p["head"]["kernel"] + p["head"]["bias"]
-  np.testing.assert_allclose(tr.forward(p, x, topos), expected, rtol=1e-4, atol=1e-5)
+  model = spec.model(24, 4)
+  np.testing.assert_allclose(model.apply({"params": p}, x), expected, rtol=1e-4, atol=1e-5)
   layer0 = SparseCascade(topos[0]).apply({"params": p["layer_0"]}, x)
   np.testing.assert_allclose(
     layer0,
@@ -61,6 +63,42 @@ def test_forward_matches_dense_product(name, params):
     rtol=1e-4,
     atol=1e-5,
   )
+
+
+@pytest.mark.parametrize(
+  "spec",
+  [
+    tr.ModelSpec.create("butterfly", 32, radix=2, depth=5, skip=True),
+    tr.ModelSpec.create("dense", 32, num_layers=3),
+  ],
+)
+def test_classifier_params_match_init_params(spec):
+  """The Flax module declares exactly the params init_params makes (names, shapes, dtypes), so
+  checkpoints of either load into the other; init_params draws each layer from its own key."""
+  p = tr.init_params(spec, d_in=24, num_classes=4)
+  declared = jax.eval_shape(spec.model(24, 4).init, jax.random.key(0), np.zeros((1, 24)))
+  shapes = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)  # noqa: E731
+  assert shapes(dict(declared["params"])) == shapes(p)
+  keys = jax.random.split(jax.random.key(spec.train_seed), spec.num_layers + 1)
+  layer1 = tr.hidden_layer(spec.model(24, 4), 1).init(keys[1], np.zeros((1, 32), np.float32))
+  assert_trees_close(p["layer_1"], layer1["params"], rtol=0, atol=0)
+
+
+def test_classifier_with_per_model_tables_matches_each_model():
+  """Models of one structure but different wiring, vmapped with their tables as an argument."""
+  specs = [tr.ModelSpec.create("random", 32, fan_in=3, depth=2, seed=s) for s in range(3)]
+  params = [tr.init_params(s, d_in=24, num_classes=4) for s in specs]
+  tables = tr.stack_tables([s.topologies(24) for s in specs])
+  stacked = jax.tree.map(lambda *a: np.stack(a), *params)
+  x = jax.random.normal(jax.random.key(2), (5, 24))
+  model = specs[0].model(24, 4)
+  got = jax.vmap(lambda p, t: model.apply({"params": p}, x, t))(stacked, tables)
+  for m, (spec, p) in enumerate(zip(specs, params)):
+    alone = spec.model(24, 4).apply({"params": p}, x)
+    np.testing.assert_allclose(got[m], alone, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="tables were given for the nn.Dense baseline"):
+    dense = tr.ModelSpec.create("dense", 32)
+    dense.model(24, 4).apply({"params": tr.init_params(dense, 24, 4)}, x, tables)
 
 
 def test_first_layer_is_rectangular_cascade():
@@ -103,6 +141,24 @@ def test_bad_config_values():
     tr.TrainConfig(batch_size=0)
   with pytest.raises(ValueError, match="weight_init='xavier'"):
     tr.ModelSpec.create("butterfly", 32, weight_init="xavier")
+  with pytest.raises(ValueError, match=r"impl='fast' is not one of \('auto', 'pallas'"):
+    tr.TrainConfig(impl="fast")
+
+
+def test_impl_comes_from_the_config_and_traced_tables_refuse_planning_kernels():
+  """``config.train.impl`` reaches the trainer through the sweep's config; a group whose tables
+  differ per model refuses a kernel that plans on static tables, before any init or compile."""
+  config = ml_collections.ConfigDict(
+    {"train": {"learning_rate": 1e-3, "batch_size": 32, "num_epochs": 1, "impl": "xla_blocked"}}
+  )
+  tconfig = sweep.train_config(config)
+  assert tconfig.impl == "xla_blocked"
+  specs = [tr.ModelSpec.create("random", 32, fan_in=3, depth=2, seed=s) for s in range(2)]
+  with pytest.raises(ValueError, match="impl='xla_blocked' cannot read per-model"):
+    tr.train_sweep(specs, synthetic(), tconfig, progress=False)
+  config.train.impl = "fast"
+  with pytest.raises(ValueError, match="impl='fast'"):
+    sweep.train_config(config)
 
 
 def test_resume_continues_identically(tmp_path):
