@@ -39,10 +39,10 @@ import numpy as np
 from absl import app, flags, logging
 
 from nf_jax import io_utils, proxy, space_table
-from nf_jax import pareto_problem as PP
 from nf_jax import score_eval as E
 from nf_jax import topology as T
 from nf_jax import zero_cost as Z
+from nf_jax.pareto import problem as PP
 
 BASELINES = ("log_params", "depth", "random")
 PROXY_SCORES = ("fit_score", "eff_rank", "connectivity", "path_entropy", "log_paths")

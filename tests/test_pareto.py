@@ -1,4 +1,4 @@
-"""Tests of the co-design search (nf_jax.pareto, nf_jax.pareto_problem, nf_jax.calibration).
+"""Tests of the co-design search (nf_jax.pareto and its modules, nf_jax.calibration).
 
 Searches calibrate on ``log_params`` only and the calibration test on structural scores, so no
 fit-based proxy compiles (CI time); the fit path is exercised by nf_jax.proxy's own tests.
@@ -14,8 +14,10 @@ import pytest
 from nf_jax import calibration as C
 from nf_jax import hw
 from nf_jax import pareto as PA
-from nf_jax import pareto_problem as PP
 from nf_jax import topology as T
+from nf_jax.pareto import accuracy as A
+from nf_jax.pareto import operators
+from nf_jax.pareto import problem as PP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("connectivity", "log_params")
@@ -53,11 +55,9 @@ def test_decode_repairs_to_valid_topologies():
 
 
 def test_reset_mutation_redraws_genes_uniformly_within_bounds():
-  from nf_jax import pareto_search as PS
-
-  problem = PS.CoDesignProblem(PA.SearchConfig(**TINY), evaluator=None)
+  problem = PA.CoDesignProblem(PA.SearchConfig(**TINY), evaluator=None)
   x = np.tile(PP.UPPER.astype(float), (4000, 1))  # every gene at its upper bound
-  out = PS._reset_mutation(0.25)._do(problem, x, random_state=np.random.default_rng(0))
+  out = operators.RandomResetMutation(0.25)._do(problem, x, random_state=np.random.default_rng(0))
   assert np.all((out >= 0) & (out <= PP.UPPER)) and np.all(out == np.round(out))
   # A redrawn gene lands on its old value with probability 1 / (choices): correct for that.
   changed = (out != x).mean(axis=0)
@@ -169,12 +169,18 @@ def test_invalid_flag_combinations_raise():
     PA.SearchConfig(population=8, n_partitions=3)
   with pytest.raises(ValueError, match="inner_partitions=-1 must be >= 0"):
     PA.SearchConfig(inner_partitions=-1)
-  with pytest.raises(ValueError, match="only apply to --accuracy=proxy"):
+  with pytest.raises(ValueError, match="only apply to --config.accuracy=proxy"):
     PA.SearchConfig(accuracy="train", features=FEATURES)
   with pytest.raises(ValueError, match="min_accuracy=1.5"):
     PA.SearchConfig(min_accuracy=1.5)
   with pytest.raises(ValueError, match="--resume needs"):
     PA.run(PA.SearchConfig(**TINY), workdir="/nonexistent-dir", resume=True, progress=False)
+  with pytest.raises(ValueError, match="algorithm= was given, but config.algorithm='random'"):
+    PA.run(
+      PA.SearchConfig(**{**TINY, "algorithm": "random"}),
+      progress=False,
+      algorithm=PA.make_algorithm(PA.SearchConfig(**TINY)),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +215,17 @@ def test_same_seed_same_front_and_outputs(reference_run):
   assert np.all(np.diff(res.hv) >= -1e-12)  # the archive front only grows
 
 
+def test_run_uses_the_algorithm_passed(reference_run):
+  res, _ = reference_run
+  algorithm = PA.make_algorithm(PA.SearchConfig(**TINY), mating="random")
+  got = PA.run(PA.SearchConfig(**TINY), progress=False, algorithm=algorithm)
+  assert algorithm.problem is not None and algorithm.n_gen - 1 == TINY["generations"]
+  # Same seed, same initial sample; pymoo's random parent tournament then breeds other designs.
+  first = TINY["population"]
+  np.testing.assert_array_equal(got.genomes[:first], res.genomes[:first])
+  assert not np.array_equal(got.genomes, res.genomes)
+
+
 def test_constraints_make_designs_infeasible(reference_run):
   res, _ = reference_run
   area = np.asarray([res.evaluator.cache[PP.genome_hash(x)]["area"] for x in res.genomes])
@@ -237,7 +254,6 @@ def test_benchmark_smoke():
     compare=("one_layer", "sbx"),
   )
   assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_one_layer", "nsga3_sbx", "nsga2_sbx"}
-  assert PA.make_algorithm is bench.PS.make_algorithm  # the swap is undone
   sbx = bench._sbx_algorithm(PA.SearchConfig(**TINY))  # only the operators differ
   assert type(sbx.mating.crossover).__name__ == "SBX"
   assert type(sbx.mating.mutation).__name__ == "PM"
@@ -257,11 +273,11 @@ def test_train_accuracy_path_matches_trainer_and_caches():
   y = np.argmax(x @ proj, axis=1).astype(np.int32)
   ds = Dataset(x[:512], y[:512], x[512:], y[512:], 10, (28, 28, 1), "synthetic")
   with pytest.raises(ValueError, match="no validation split"):
-    PA.train_accuracy_fn(PA.SearchConfig(accuracy="train"), ds)([("dense", 256, {})])
+    A.train_accuracy_fn(PA.SearchConfig(accuracy="train"), ds)([("dense", 256, {})])
   ds = split_validation(ds, 128)  # selection reads validation accuracy
   cfg = PA.SearchConfig(accuracy="train", train_steps=3, **{**TINY, "features": C.DEFAULT_FEATURES})
   calls = []
-  fn = PA.train_accuracy_fn(cfg, ds)
+  fn = A.train_accuracy_fn(cfg, ds)
 
   def counting(specs):
     calls.append(list(specs))

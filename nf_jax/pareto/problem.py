@@ -1,4 +1,4 @@
-"""The joint topology x accelerator genome, its decoder, and the batched evaluation behind it.
+"""The pymoo problem: the joint topology x accelerator genome, its decoder and its evaluation.
 
 Genome: ``int[N_GENES]``, every gene an index into a choice list (:data:`GENES`). Decoding
 (:func:`decode`) *repairs* instead of refusing, so every integer vector in the bounds is a valid
@@ -31,17 +31,21 @@ import hashlib
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from pymoo.core.problem import Problem
 
 from nf_jax import hw
 from nf_jax import topology as T
 from nf_jax.hw import fabric
 from nf_jax.hw.workload import MAX_LOG2_PES, Workload
+
+if TYPE_CHECKING:
+  from nf_jax.pareto.config import SearchConfig
 
 D_IN = 784  # Fashion-MNIST pixels: the first hidden layer maps 784 -> n.
 NUM_CLASSES = 10
@@ -393,3 +397,41 @@ class Evaluator:
         )
       logging.info("evaluated %d new designs (%d distinct new topologies)", len(todo), len(new))
     return {o: np.asarray([self.cache[k][o] for k in keys], np.float64) for o in OBJECTIVES}
+
+
+# ---------------------------------------------------------------------------------------------
+# The pymoo problem
+
+
+class CoDesignProblem(Problem):
+  """The vectorised pymoo ``Problem``: one ``_evaluate`` call per population.
+
+  ``F``: ``float[P, 6]`` minimised objectives (:func:`to_minimisation`);
+  ``G``: ``float[P, len(config.constraints)]``, ``<= 0`` where feasible.
+  """
+
+  def __init__(self, config: SearchConfig, evaluator: Evaluator):
+    super().__init__(
+      n_var=N_GENES,
+      n_obj=6,
+      n_ieq_constr=len(config.constraints),
+      xl=np.zeros(N_GENES),
+      xu=UPPER.astype(float),
+      vtype=int,
+    )
+    self.config = config
+    self.evaluator = evaluator
+
+  def _evaluate(self, x, out, *args, **kwargs):
+    config = self.config
+    objs = self.evaluator.evaluate(x)
+    out["F"] = to_minimisation(objs)
+    g = []
+    if config.max_area is not None:
+      g.append(objs["area"] - config.max_area)
+    if config.max_power is not None:
+      g.append(objs["power"] - config.max_power)
+    if config.min_accuracy is not None:
+      g.append(config.min_accuracy - objs["accuracy"])
+    if g:
+      out["G"] = np.stack(g, axis=1)
