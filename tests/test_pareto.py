@@ -183,6 +183,43 @@ def test_invalid_flag_combinations_raise():
     )
 
 
+def test_cli_config_states_the_dataclass_defaults_and_parses_overrides():
+  from nf_jax.pareto import config as pareto_config
+
+  assert pareto_config.search_config(pareto_config.get_config()) == PA.SearchConfig()
+  cfg = pareto_config.get_config()
+  cfg.max_area = 50.0  # a placeholder(float): unset is None, set is a float
+  cfg.features = ("log_params,fit_score",)  # what --config.features=log_params,fit_score gives
+  got = pareto_config.search_config(cfg)
+  assert got.max_area == 50.0 and got.features == ("log_params", "fit_score")
+  cfg.population = 1
+  with pytest.raises(ValueError, match="population=1 must be >= 2"):
+    pareto_config.search_config(cfg)
+
+
+def test_cli_and_benchmark_define_no_flags_on_import():
+  import subprocess
+  import sys
+
+  code = (
+    "import importlib.util, os\n"
+    "from absl import flags\n"
+    "import nf_jax.pareto.__main__ as cli\n"
+    "spec = importlib.util.spec_from_file_location('bench', os.path.join("
+    f"{ROOT!r}, 'benchmarks', 'pareto_bench.py'))\n"
+    "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    "before = set(flags.FLAGS)\n"
+    "cli.define_flags()\n"
+    "print(sorted(before & {'config', 'workdir', 'seeds', 'coordinator_address'}),"
+    " sorted({'config', 'workdir', 'resume', 'coordinator_address'} - set(flags.FLAGS)))\n"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+  )
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split("\n")[-2] == "[] []", out.stdout
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
   """An uninterrupted tiny run (its outputs are checked and it is the resume reference)."""
