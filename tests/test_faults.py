@@ -23,7 +23,9 @@ import pytest
 
 from nf_jax import calibration as C
 from nf_jax import pareto as PA
+from nf_jax.pareto import accuracy as A
 from nf_jax.pareto import problem as PP
+from nf_jax.pareto import report
 from nf_jax.pareto import search as PS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,7 +90,7 @@ def _same_result(a, b):
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch):
   """Plots cost seconds each and are tested in test_pareto.py; the other outputs are written."""
-  monkeypatch.setattr(PS, "_plots", lambda result, workdir: None)
+  monkeypatch.setattr(report, "_plots", lambda result, workdir: None)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +161,7 @@ def test_corrupt_truncated_or_foreign_checkpoint_names_file_and_fix(tmp_path, mo
   def expensive(*args, **kwargs):
     raise AssertionError("the accuracy model was built before the checkpoint was checked")
 
-  monkeypatch.setattr(PS, "_accuracy_fn", expensive)
+  monkeypatch.setattr(A, "accuracy_model", expensive)
   body = json.loads(good)["checkpoint"]
   cases = {
     "truncated": (good[: len(good) // 2], "unreadable, truncated or corrupt"),
@@ -239,7 +241,7 @@ def _no_costly_work(monkeypatch):
   def expensive(*args, **kwargs):
     raise AssertionError("costly work started before the start-up checks")
 
-  monkeypatch.setattr(PS, "_accuracy_fn", expensive)
+  monkeypatch.setattr(A, "accuracy_model", expensive)
   monkeypatch.setattr(PP.Evaluator, "evaluate", expensive)
 
 
