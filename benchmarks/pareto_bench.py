@@ -28,7 +28,6 @@ import ml_collections
 import numpy as np
 from pymoo.core.algorithm import Algorithm
 
-from nf_jax import calibration as C
 from nf_jax import pareto
 from nf_jax.pareto import accuracy
 from nf_jax.pareto import config as pareto_config
@@ -44,11 +43,12 @@ def get_config() -> ml_collections.ConfigDict:
   :data:`COMPARISONS`: ``random_mating`` (NSGA-III with pymoo's random parent tournament
   instead of ``nf_jax.pareto.ideal_tournament``), ``one_layer`` (NSGA-III with the one-layer
   Das-Dennis directions, ``inner_partitions=0``) and ``sbx`` (NSGA-III and NSGA-II with SBX +
-  polynomial mutation on the gene indices). Of the search's fields, the benchmark reads
-  ``population``, ``generations``, ``n_partitions``, ``inner_partitions``, ``calibration`` and
-  ``features``.
+  polynomial mutation on the gene indices). The search's fields apply to every row, except
+  ``algorithm`` and ``seed``, which the rows set (the accuracy model is always the calibrated
+  proxy, memoised across runs).
   """
   config = pareto_config.get_config()
+  config.accuracy = "proxy"
   config.seeds = 3
   config.compare = ()
   return config
@@ -68,16 +68,12 @@ def _sbx_algorithm(config: pareto.SearchConfig) -> Algorithm:
 
 
 def benchmark(
-  seeds: int,
-  population: int,
-  generations: int,
-  n_partitions: int = 2,
-  inner_partitions: int = 1,
-  calibration: str = C.DEFAULT_CSV,
-  features: Sequence[str] = C.DEFAULT_FEATURES,
-  compare: Sequence[str] = (),
+  search: pareto.SearchConfig, seeds: int, compare: Sequence[str] = ()
 ) -> dict[str, list[float]]:
   """Normalised hypervolume per row (one value per seed); also prints a table.
+
+  Every row runs ``search`` with its own ``algorithm`` and ``seed`` (``0 .. seeds - 1``); the
+  accuracy model is the proxy calibrated as ``search`` says, built once and memoised.
 
   Rows ``nsga3``, ``nsga2`` and ``random``, plus per ``compare`` entry:
   ``nsga3_random_mating`` (``make_algorithm(..., mating="random")``), ``nsga3_one_layer``
@@ -90,15 +86,8 @@ def benchmark(
   unknown = sorted(set(compare) - set(COMPARISONS))
   if unknown:
     raise ValueError(f"compare entries {unknown} unknown; choose from {COMPARISONS}")
-  base = pareto.SearchConfig(
-    population=population,
-    generations=generations,
-    n_partitions=n_partitions,
-    inner_partitions=inner_partitions,
-    accuracy="proxy",
-    calibration=calibration,
-    features=tuple(features),
-  )
+  base = dataclasses.replace(search, accuracy="proxy")
+  population, generations = base.population, base.generations
   fn, cal = accuracy.proxy_accuracy_fn(base)
   shared = (accuracy.memoise(fn), cal)
   # (row label, config overrides, builder of the pymoo algorithm; None: the search's own)
@@ -150,16 +139,9 @@ def benchmark(
 
 
 def main(config: ml_collections.ConfigDict) -> None:
-  benchmark(
-    config.seeds,
-    config.population,
-    config.generations,
-    config.n_partitions,
-    config.inner_partitions,
-    config.calibration,
-    pareto_config.split_names(config.features),
-    pareto_config.split_names(config.compare),
-  )
+  values = config.to_dict()
+  seeds, compare = values.pop("seeds"), pareto_config.split_names(values.pop("compare"))
+  benchmark(pareto_config.search_config(ml_collections.ConfigDict(values)), seeds, compare)
 
 
 if __name__ == "__main__":

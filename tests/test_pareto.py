@@ -281,15 +281,8 @@ def test_benchmark_smoke():
   )
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
-  hv = bench.benchmark(
-    seeds=1,
-    population=12,
-    generations=1,
-    n_partitions=1,
-    inner_partitions=1,
-    features=("log_params",),
-    compare=("one_layer", "sbx"),
-  )
+  search = PA.SearchConfig(**{**TINY, "generations": 1, "accuracy": "proxy"})
+  hv = bench.benchmark(search, seeds=1, compare=("one_layer", "sbx"))
   assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_one_layer", "nsga3_sbx", "nsga2_sbx"}
   sbx = bench._sbx_algorithm(PA.SearchConfig(**TINY))  # only the operators differ
   assert type(sbx.mating.crossover).__name__ == "SBX"

@@ -1,8 +1,8 @@
 """The pymoo problem: the joint topology x accelerator genome, its decoder and its evaluation.
 
 Genome: ``int[N_GENES]``, every gene an index into a choice list (:data:`GENES`). Decoding
-(:func:`decode`) *repairs* instead of refusing, so every integer vector in the bounds is a valid
-design:
+(:func:`decode_topology`, :func:`decode_hw`) *repairs* instead of refusing, so every integer
+vector in the bounds is a valid design:
 
 * the model is the study's MLP (:mod:`nf_jax.train`): two hidden cascade layers of width ``n``
   (the first ``784 -> n``) and a dense ``n -> 10`` head;
@@ -22,6 +22,9 @@ workload to a common stage count with stages that belong to no cascade (segment 
 range, which ``jax.ops.segment_sum`` drops) and zero width (so they add no MACs, weights or
 I/O). The test suite checks this equals ``nf_jax.hw.simulate`` per candidate. The population
 axis is sharded over all devices with ``jax.sharding`` (see :func:`population_mesh`).
+
+The vectorised pymoo ``Problem`` (:class:`CoDesignProblem`) evaluates one population per call:
+``F`` the six objectives to minimise (:func:`to_minimisation`), ``G`` the constraints.
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ from nf_jax.pareto import accuracy as A
 from nf_jax.pareto import operators, report
 from nf_jax.pareto import problem as PP
 from nf_jax.pareto.config import PYMOO_ALGORITHMS, SearchConfig
-from nf_jax.pareto.report import SearchResult
 
 CHECKPOINT = "checkpoint.json"
 
@@ -336,7 +335,7 @@ class InfeasibleError(ValueError):
   """No evaluated design met the constraints; the message gives the best value seen of each."""
 
 
-def _infeasibility(result: SearchResult) -> str:
+def _infeasibility(result: report.SearchResult) -> str:
   """Why no design was feasible: per constraint, the best value any evaluated design reached."""
   config = result.config
   objs = {
@@ -371,7 +370,7 @@ def run(
   accuracy: tuple[PP.AccuracyFn, C.Calibration | None] | None = None,
   overwrite: bool = False,
   algorithm: Algorithm | None = None,
-) -> SearchResult:
+) -> report.SearchResult:
   """Runs (or resumes) a search; writes outputs to ``workdir`` if given.
 
   Args:
@@ -433,8 +432,7 @@ def run(
     replay = done is not None and state.generation < done.generation
     if algorithm is None:
       xs = rng.integers(0, PP.UPPER + 1, size=(config.population, PP.N_GENES))
-      out: dict[str, Any] = {}
-      problem._evaluate(xs, out)
+      out = problem.evaluate(xs, return_as_dictionary=True)
       f, g = out["F"], out.get("G", np.zeros((len(xs), 0)))
     else:
       pop = algorithm.ask()
@@ -476,7 +474,7 @@ def run(
   return result
 
 
-def _result(state: SearchState, calls: int, cal: C.Calibration | None) -> SearchResult:
+def _result(state: SearchState, calls: int, cal: C.Calibration | None) -> report.SearchResult:
   genomes = np.asarray([r[1] for r in state.log], np.int64).reshape(-1, PP.N_GENES)
   gens = np.asarray([r[0] for r in state.log], np.int64)
   f = np.asarray([r[2] for r in state.log], np.float64).reshape(-1, 6)
@@ -492,6 +490,6 @@ def _result(state: SearchState, calls: int, cal: C.Calibration | None) -> Search
   for gen in range(state.generation):
     sel = idx[gens[idx] <= gen]
     hv.append(report.hypervolume(f[sel][report.nondominated(f[sel])], lo, hi) if len(sel) else 0.0)
-  return SearchResult(
+  return report.SearchResult(
     state.config, genomes, gens, f, feasible, front, hv, state.evaluator, calls, cal
   )
