@@ -220,6 +220,32 @@ def test_cli_and_benchmark_define_no_flags_on_import():
   assert out.stdout.split("\n")[-2] == "[] []", out.stdout
 
 
+def test_cli_reads_a_config_file_and_refuses_an_unknown_field(tmp_path):
+  import subprocess
+  import sys
+
+  variant = tmp_path / "variant.py"
+  variant.write_text(
+    "from nf_jax.pareto import config\n\n\ndef get_config():\n"
+    "  c = config.get_config()\n  c.population = 5\n  return c\n"
+  )
+  workdir = tmp_path / "run"
+  for args, message in (
+    ([f"--config={variant}"], "population=5 is below the 27 reference directions"),
+    (["--config.populaton=5"], "no field of SearchConfig: 'populaton' Did you mean \"population\""),
+  ):
+    out = subprocess.run(
+      [sys.executable, "-m", "nf_jax.pareto", f"--workdir={workdir}", *args],
+      capture_output=True,
+      text=True,
+      timeout=300,
+      cwd=ROOT,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and not workdir.exists()
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
   """An uninterrupted tiny run (its outputs are checked and it is the resume reference)."""

@@ -95,7 +95,14 @@ def main(argv: Sequence[str]) -> None:
 
 def cli() -> None:
   """The console entry point (``nf-jax-pareto``, ``python -m nf_jax.pareto``)."""
-  define_flags()
+  try:
+    define_flags()
+  except (AttributeError, KeyError) as err:  # ml_collections reads the overrides of sys.argv here
+    reason: object = err
+    while isinstance(reason, BaseException) and reason.args:  # KeyError inside AttributeError
+      reason = reason.args[0]
+    reason = str(reason).replace("\n", " ")
+    sys.exit(f"error: a --config.<field>= override names no field of SearchConfig: {reason}")
   app.run(main)
 
 
