@@ -138,10 +138,11 @@ def benchmark(
   return hv
 
 
-def main(config: ml_collections.ConfigDict) -> None:
+def main(config: ml_collections.ConfigDict) -> dict[str, list[float]]:
+  """Runs :func:`benchmark` with the settings of a :func:`get_config` config."""
   values = config.to_dict()
   seeds, compare = values.pop("seeds"), pareto_config.split_names(values.pop("compare"))
-  benchmark(pareto_config.search_config(ml_collections.ConfigDict(values)), seeds, compare)
+  return benchmark(pareto_config.search_config(ml_collections.ConfigDict(values)), seeds, compare)
 
 
 if __name__ == "__main__":

@@ -307,8 +307,9 @@ def test_benchmark_smoke():
   )
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
-  search = PA.SearchConfig(**{**TINY, "generations": 1, "accuracy": "proxy"})
-  hv = bench.benchmark(search, seeds=1, compare=("one_layer", "sbx"))
+  config = bench.get_config()  # through the CLI's config, as the command line runs it
+  config.update({**TINY, "generations": 1, "seeds": 1, "compare": ("one_layer,sbx",)})
+  hv = bench.main(config)
   assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_one_layer", "nsga3_sbx", "nsga2_sbx"}
   sbx = bench._sbx_algorithm(PA.SearchConfig(**TINY))  # only the operators differ
   assert type(sbx.mating.crossover).__name__ == "SBX"
