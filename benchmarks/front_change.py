@@ -1,17 +1,13 @@
 """Benchmark: how the co-design front changes when the hardware model maps each GEMM (issue 14).
 
-Runs the co-design search (``nf_jax.pareto_search.run``) twice at the same seed and budget: once
+Runs the co-design search (``nf_jax.pareto.run``) twice at the same seed and budget: once
 with the hardware objectives from ``mapping="scalesim"`` (SCALE-Sim's fold order, partial sums
 spilled per K fold) and once from the mapped default (``mapping="latency"``). For each front it
 prints the distribution of the hardware genes (SRAM size, DRAM bandwidth, array shape,
 dataflow, precision, clock) and, to say why they differ, re-simulates both fronts under both
 models: the memory-stall share of the batch latency and DRAM words per sample.
 
-The co-design has no switch for the hardware mapping yet (``nf_jax.pareto_problem`` calls
-``fabric.evaluate_pairs`` with its default). :func:`use_mapping` swaps the one jitted call site,
-``nf_jax.pareto_problem._simulate_pairs``; the switch that would replace it is a
-``SearchConfig.hw_mapping`` field passed as ``Evaluator(mapping=...)`` ->
-``simulate_pairs(..., mapping=...)`` -> ``fabric.evaluate_pairs(cfg, wl, shape, mapping)``.
+The search's switch is ``SearchConfig.hw_mapping`` (``--config.hw_mapping=`` on the CLI).
 
   nice -n 19 python benchmarks/front_change.py                          # pop 28 x 20, ~5-8 min
   python benchmarks/front_change.py --generations=2                     # smoke, ~2 min
@@ -21,33 +17,21 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import time
 
-import jax
 import numpy as np
 
-from nf_jax import pareto_problem as PP
-from nf_jax import pareto_search as PS
-from nf_jax.hw import fabric
+from nf_jax import pareto
+from nf_jax.pareto import problem as PP
 
 HW_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "dataflow", "precision", "clock_ghz")
 
 
-def use_mapping(mapping: str) -> None:
-  """Makes the co-design's hardware objectives use ``mapping`` (see module docstring)."""
-
-  @functools.partial(jax.jit, static_argnums=2)
-  def simulate(cfg, wl, shape):
-    return fabric.evaluate_pairs(cfg, wl, shape, mapping)
-
-  PP._simulate_pairs = simulate
-
-
 def front_genomes(seed: int, population: int, generations: int, mapping: str) -> np.ndarray:
-  use_mapping(mapping)
-  config = PS.SearchConfig(seed=seed, population=population, generations=generations)
-  result = PS.run(config, progress=False)
+  config = pareto.SearchConfig(
+    seed=seed, population=population, generations=generations, hw_mapping=mapping
+  )
+  result = pareto.run(config, progress=False)
   return result.genomes[result.front]
 
 
@@ -67,9 +51,8 @@ def gene_table(fronts: dict[str, np.ndarray]) -> str:
 
 
 def simulate(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, np.ndarray]:
-  use_mapping(mapping)
   wls = [PP.model_workload(PP.decode_topology(x), batch) for x in genomes]
-  return PP.simulate_pairs(PP.decode_hw(genomes), wls)
+  return PP.simulate_pairs(PP.decode_hw(genomes), wls, mapping=mapping)
 
 
 def stats(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, float]:
@@ -93,7 +76,7 @@ def main() -> None:
   p.add_argument("--population", type=int, default=28)
   p.add_argument("--generations", type=int, default=20)
   a = p.parse_args()
-  batch = PS.SearchConfig().batch
+  batch = pareto.SearchConfig().batch
   fronts = {}
   for mapping in ("scalesim", "latency"):
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ For the 256x256x256 GEMM workload it measures, side by side:
 
 4. the mapper (``mapping="latency"``, the default): mapped latency over the lower bound
    ``max(dataflow compute cycles, compulsory DRAM words / bw)`` on random dense layers and configs
-   drawn from the co-design search space (``nf_jax.pareto_problem.GENES``), as a distribution
+   drawn from the co-design search space (``nf_jax.pareto.problem.GENES``), as a distribution
    (goal: median <= 1.1, p90 <= 1.5, max <= 2.5, never below 1), and configs/min of both
    mappings (goal >= 1M/min with the mapper).
 

@@ -36,7 +36,7 @@ from absl import app, flags
 from scipy import stats
 
 from nf_jax import io_utils, space_table, sweep
-from nf_jax import pareto_problem as PP
+from nf_jax.pareto import problem as PP
 
 CLAIMED = ("parallel_butterfly", True)  # (family, skip) the paper reports best
 

@@ -38,9 +38,9 @@ from absl import app, flags, logging
 
 from nf_jax import calibration as C
 from nf_jax import io_utils, proxy, score_eval, space_table
-from nf_jax import pareto_problem as PP
 from nf_jax import topology as T
 from nf_jax import zero_cost as Z
+from nf_jax.pareto import problem as PP
 
 BASELINES = ("log_params", "depth", "random")
 PROXY_SCORES = ("fit_score", "eff_rank", "connectivity", "path_entropy", "log_paths")

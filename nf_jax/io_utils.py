@@ -83,3 +83,30 @@ def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def csv_text(
+  rows: Iterable[Mapping[str, Any]],
+  columns: Sequence[str] | None = None,
+  float_format: str | None = None,
+) -> str:
+  """CSV text (``\\n`` line ends) of ``rows`` under a header.
+
+  Args:
+    rows: one mapping per row; every row has the header's keys.
+    columns: the header (default: the first row's keys); with no rows and no columns, ``""``.
+    float_format: format spec of float cells (``".6g"``); None: ``str(value)``, which reads back
+      exactly.
+  """
+  rows = list(rows)
+  columns = list(rows[0]) if columns is None and rows else columns
+  if not columns:
+    return ""
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+  writer.writeheader()
+  for row in rows:
+    if float_format is not None:
+      row = {k: format(v, float_format) if isinstance(v, float) else v for k, v in row.items()}
+    writer.writerow(row)
+  return buf.getvalue()

@@ -1,7 +1,7 @@
 """The trained benchmark of the co-design's topology space, as a table the search reads.
 
 NAS-Bench-201 style: every distinct hidden topology the pareto genome decodes to
-(:func:`nf_jax.pareto_problem.topology_space`) was trained with the same recipe and several
+(:func:`nf_jax.pareto.problem.topology_space`) was trained with the same recipe and several
 seeds (``experiments/configs/space_benchmark.py``). This module turns that run's per-seed
 ``results.csv`` into one row per topology and serves it to the search:
 
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from nf_jax import io_utils, sweep
-from nf_jax import pareto_problem as PP
 from nf_jax import topology as T
 from nf_jax import train as tr
+from nf_jax.pareto import problem as PP
 
 Spec = tuple[str, int, dict[str, Any]]
 
@@ -99,7 +99,7 @@ def build(
 
   Args:
     results_dir: the benchmark's workdir (``results.csv`` and ``results.json``).
-    specs: the space (default :func:`nf_jax.pareto_problem.topology_space`).
+    specs: the space (default :func:`nf_jax.pareto.problem.topology_space`).
     allow_partial: keep going when some specs have no rows (their rows are left out);
       otherwise a missing spec is an error.
 
@@ -183,7 +183,7 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class SpaceTable:
-  """Measured accuracies of the space, by :func:`nf_jax.pareto_problem.topology_key`."""
+  """Measured accuracies of the space, by :func:`nf_jax.pareto.problem.topology_key`."""
 
   source: str
   space_hash: str

@@ -573,7 +573,7 @@ class Family:
       ``nf_jax.topo_search`` tries at one depth (fixed-depth families: at their depth), or None
       when the search does not enumerate the family. May include invalid combinations.
     genome_width: ``(radix, parallel) -> width=`` for the co-design genome's parallel gene
-      (``nf_jax.pareto_problem.decode_topology``), or None when the family has no width.
+      (``nf_jax.pareto.problem.decode_topology``), or None when the family has no width.
   """
 
   name: str

@@ -83,8 +83,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     "studies and search",
     (
       "nf_jax.calibration",
-      "nf_jax.pareto_problem",
-      "nf_jax.pareto_search",
+      "nf_jax.pareto.config",
+      "nf_jax.pareto.problem",
+      "nf_jax.pareto.operators",
+      "nf_jax.pareto.accuracy",
+      "nf_jax.pareto.report",
+      "nf_jax.pareto.search",
+      "nf_jax.pareto",
       "nf_jax.space_table",
       "nf_jax.topology_report",
     ),
@@ -92,7 +97,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
   (
     "CLIs",
     (
-      "nf_jax.pareto",
+      "nf_jax.pareto.__main__",
       "nf_jax.topo_search",
       "nf_jax.hw.__main__",
       "nf_jax.configs",
@@ -251,7 +256,8 @@ def test_graph_sees_the_known_edges():
     ("nf_jax.layers", "nf_jax.init_scale"),
     ("nf_jax.proxy", "nf_jax.init_scale"),
     ("nf_jax.kernels.api", "nf_jax.kernels.structure"),
-    ("nf_jax.pareto_search", "nf_jax.train"),
+    ("nf_jax.pareto.accuracy", "nf_jax.train"),
+    ("nf_jax.pareto.search", "nf_jax.pareto.operators"),
   ]:
     assert edge in edges, edge
 

@@ -22,8 +22,11 @@ import numpy as np
 import pytest
 
 from nf_jax import calibration as C
-from nf_jax import pareto_problem as PP
-from nf_jax import pareto_search as PS
+from nf_jax import pareto as PA
+from nf_jax.pareto import accuracy as A
+from nf_jax.pareto import problem as PP
+from nf_jax.pareto import report
+from nf_jax.pareto import search as PS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The proxy mode: these tests exercise the calibration CSV's part of the checkpoint.
@@ -87,13 +90,13 @@ def _same_result(a, b):
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch):
   """Plots cost seconds each and are tested in test_pareto.py; the other outputs are written."""
-  monkeypatch.setattr(PS, "_plots", lambda result, workdir: None)
+  monkeypatch.setattr(report, "_plots", lambda result, workdir: None)
 
 
 @pytest.fixture(scope="module")
 def reference():
   """The uninterrupted run every resumed run must reproduce."""
-  return _run(PS.SearchConfig(**TINY))
+  return _run(PA.SearchConfig(**TINY))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ def reference():
 def test_resume_after_interruption_equals_uninterrupted_even_after_a_move(
   reference, tmp_path, monkeypatch, after_generation, on_accuracy_call
 ):
-  config = PS.SearchConfig(**TINY)
+  config = PA.SearchConfig(**TINY)
   first = tmp_path / "first"
   _interrupt(monkeypatch, config, str(first), after_generation, on_accuracy_call)
   text = (first / PS.CHECKPOINT).read_text()
@@ -136,16 +139,16 @@ def test_crafted_pickle_checkpoint_is_never_loaded(tmp_path):
   workdir.mkdir()
   (workdir / "checkpoint.pkl").write_bytes(pickle.dumps(Payload()))
   with pytest.raises(ValueError, match=r"pickle checkpoint, which is not read.*--overwrite"):
-    _run(PS.SearchConfig(**TINY), str(workdir), resume=True)
+    _run(PA.SearchConfig(**TINY), str(workdir), resume=True)
   with pytest.raises(ValueError, match=r"holds another run \(checkpoint.pkl\).*--resume"):
-    _run(PS.SearchConfig(**TINY), str(workdir))
-  _run(PS.SearchConfig(**TINY), str(workdir), overwrite=True)
+    _run(PA.SearchConfig(**TINY), str(workdir))
+  _run(PA.SearchConfig(**TINY), str(workdir), overwrite=True)
   assert not marker.exists()
   assert not (workdir / "checkpoint.pkl").exists() and (workdir / PS.CHECKPOINT).exists()
 
 
 def _checkpointed(monkeypatch, tmp_path, **overrides):
-  config = PS.SearchConfig(**{**TINY, **overrides})
+  config = PA.SearchConfig(**{**TINY, **overrides})
   workdir = tmp_path / "run"
   _interrupt(monkeypatch, config, str(workdir), after_generation=2)
   return config, workdir, workdir / PS.CHECKPOINT
@@ -158,7 +161,7 @@ def test_corrupt_truncated_or_foreign_checkpoint_names_file_and_fix(tmp_path, mo
   def expensive(*args, **kwargs):
     raise AssertionError("the accuracy model was built before the checkpoint was checked")
 
-  monkeypatch.setattr(PS, "_accuracy_fn", expensive)
+  monkeypatch.setattr(A, "accuracy_model", expensive)
   body = json.loads(good)["checkpoint"]
   cases = {
     "truncated": (good[: len(good) // 2], "unreadable, truncated or corrupt"),
@@ -203,14 +206,14 @@ def test_resume_with_other_settings_names_each_field(tmp_path, monkeypatch):
     shutil.copy(C.DEFAULT_CSV, path)
   copies[2].write_text(copies[2].read_text().replace("0.8", "0.7", 1))
   config, workdir, _ = _checkpointed(monkeypatch, tmp_path, calibration=str(copies[0]))
-  other = PS.SearchConfig(**{**TINY, "calibration": str(copies[2]), "batch": 32, "seed": 3})
+  other = PA.SearchConfig(**{**TINY, "calibration": str(copies[2]), "batch": 32, "seed": 3})
   with pytest.raises(PS.CheckpointError) as err:
     _run(other, str(workdir), resume=True)
   message = str(err.value)
   for field in ("batch: checkpoint 64, now 32", "seed: checkpoint 0, now 3", "calibration:"):
     assert field in message
   assert "population" not in message and "features" not in message
-  moved = PS.SearchConfig(**{**TINY, "calibration": str(copies[1])})
+  moved = PA.SearchConfig(**{**TINY, "calibration": str(copies[1])})
   _same_result(_run(moved, str(workdir), resume=True), _run(config))
 
 
@@ -220,9 +223,9 @@ def test_resume_with_other_settings_names_each_field(tmp_path, monkeypatch):
 
 def test_workdir_of_another_run_is_refused_unless_resume_or_overwrite(reference, tmp_path):
   workdir = tmp_path / "run"
-  _run(PS.SearchConfig(**TINY), str(workdir))
+  _run(PA.SearchConfig(**TINY), str(workdir))
   before = {p.name: p.read_bytes() for p in workdir.iterdir()}
-  other = PS.SearchConfig(**{**TINY, "generations": 3})  # another run (its designs are cached)
+  other = PA.SearchConfig(**{**TINY, "generations": 3})  # another run (its designs are cached)
   with pytest.raises(ValueError, match=r"holds another run.*--resume.*new --workdir.*--overwrite"):
     _run(other, str(workdir))
   assert {p.name: p.read_bytes() for p in workdir.iterdir()} == before  # untouched
@@ -238,7 +241,7 @@ def _no_costly_work(monkeypatch):
   def expensive(*args, **kwargs):
     raise AssertionError("costly work started before the start-up checks")
 
-  monkeypatch.setattr(PS, "_accuracy_fn", expensive)
+  monkeypatch.setattr(A, "accuracy_model", expensive)
   monkeypatch.setattr(PP.Evaluator, "evaluate", expensive)
 
 
@@ -254,7 +257,7 @@ def test_bad_seed_workdir_or_area_fail_at_start(tmp_path, monkeypatch):
   ]
   for overrides, workdir, message in cases:
     with pytest.raises(ValueError, match=message):
-      PS.run(PS.SearchConfig(**{**TINY, **overrides}), workdir, progress=False)
+      PS.run(PA.SearchConfig(**{**TINY, **overrides}), workdir, progress=False)
   assert not (tmp_path / "w1").exists() and not (tmp_path / "w2").exists()
 
 
@@ -277,9 +280,9 @@ def test_readonly_workdir_fails_at_start(tmp_path):
   mnt = tmp_path / "ro"
   mnt.mkdir()
   code = (
-    "from nf_jax import pareto_search as PS\n"
+    "from nf_jax import pareto as PA\n"
     "try:\n"
-    f"  PS.run(PS.SearchConfig(), {str(mnt / 'run')!r}, progress=False)\n"
+    f"  PA.run(PA.SearchConfig(), {str(mnt / 'run')!r}, progress=False)\n"
     "except ValueError as err:\n"
     "  print('REFUSED', err)\n"
   )
@@ -299,8 +302,10 @@ def test_readonly_workdir_fails_at_start(tmp_path):
 
 def test_infeasible_constraint_fails_with_best_value_seen(tmp_path):
   workdir = tmp_path / "run"
-  config = PS.SearchConfig(**{**TINY, "generations": 1, "max_power": 1e-9})
-  with pytest.raises(PS.InfeasibleError, match=r"--max_power=1e-09: the best power of 12 eval"):
+  config = PA.SearchConfig(**{**TINY, "generations": 1, "max_power": 1e-9})
+  with pytest.raises(
+    PS.InfeasibleError, match=r"--config.max_power=1e-09: the best power of 12 eval"
+  ):
     _run(config, str(workdir))
   header = (workdir / "pareto.csv").read_text().splitlines()
   assert len(header) == 1 and "accuracy" in header[0]  # a header, not a 0-byte file
@@ -522,7 +527,7 @@ def test_kill9_at_random_points_then_resume_gives_identical_outputs(tmp_path):
   rng = np.random.default_rng(seed)
   seed_note = f"kill delays drawn with np.random.default_rng({seed})"
   tiny = dict(TINY, generations=3)
-  args = [f"--{k}={','.join(v) if isinstance(v, tuple) else v}" for k, v in tiny.items()]
+  args = [f"--config.{k}={','.join(v) if isinstance(v, tuple) else v}" for k, v in tiny.items()]
   env = {
     **os.environ,
     "JAX_PLATFORMS": "cpu",
@@ -549,7 +554,7 @@ def test_kill9_at_random_points_then_resume_gives_identical_outputs(tmp_path):
       return -1
 
   reference = tmp_path / "reference"  # in-process: the CLI builds the same SearchConfig
-  PS.run(PS.SearchConfig(**tiny), str(reference), progress=False)
+  PS.run(PA.SearchConfig(**tiny), str(reference), progress=False)
   workdir = tmp_path / "killed"
   # Kill points: during start-up (no checkpoint yet), after generation 1 and 2 are saved (in
   # the next generation's evaluation or save), after the last one (while outputs are written).

@@ -1,7 +1,7 @@
 """Multi-host for real, on one machine: 2 processes joined by ``jax.distributed`` over loopback.
 
 Each process owns one CPU device (Gloo collectives, JAX's CPU default); together they run a
-sharded training sweep (``nf_jax.sweep.run``) and a pareto search (``nf_jax.pareto_search.run``)
+sharded training sweep (``nf_jax.sweep.run``) and a pareto search (``nf_jax.pareto.run``)
 into one shared workdir. The reference is one process with 2 forced CPU devices: the same
 2-device mesh and so the same per-device programs, which makes bit-for-bit equality the right
 check. Process 1 records, with an audit hook, every Python call that would write under the
@@ -51,8 +51,8 @@ SCRIPT = textwrap.dedent(
   sys.path.insert(0, os.path.join(os.getcwd(), "experiments"))
   from configs import default
   from nf_jax import sweep
-  from nf_jax import pareto_search as PS
-  from nf_jax import pareto_problem as PP
+  from nf_jax import pareto as PA
+  from nf_jax.pareto import problem as PP
   import hashlib
   import numpy as np
 
@@ -65,7 +65,7 @@ SCRIPT = textwrap.dedent(
   t0 = time.time()
   sweep.run(config, os.path.join(workdir, "sweep"), progress=False)
   t1 = time.time()
-  search = PS.SearchConfig(population=12, generations=1, n_partitions=1, inner_partitions=1,
+  search = PA.SearchConfig(population=12, generations=1, n_partitions=1, inner_partitions=1,
                            features=("log_params",))
   # The simulator is what runs sharded; a hash of the topology stands in for accuracy (as in
   # tests/test_faults.py), which spares each process the accuracy model's set-up.
@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent(
     keys = [PP.topology_key(*s) for s in specs]
     return np.asarray([int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 2**33 + 0.5
                        for k in keys])
-  PS.run(search, os.path.join(workdir, "pareto"), progress=False,
+  PA.run(search, os.path.join(workdir, "pareto"), progress=False,
          accuracy=(fake_accuracy, None))
   print(f"TIMES sweep {t1 - t0:.1f} s, pareto {time.time() - t1:.1f} s", flush=True)
   print("WRITES " + json.dumps(writes), flush=True)

@@ -1,4 +1,4 @@
-"""Tests of the co-design search (nf_jax.pareto, nf_jax.pareto_problem, nf_jax.calibration).
+"""Tests of the co-design search (nf_jax.pareto and its modules, nf_jax.calibration).
 
 Searches calibrate on ``log_params`` only and the calibration test on structural scores, so no
 fit-based proxy compiles (CI time); the fit path is exercised by nf_jax.proxy's own tests.
@@ -14,8 +14,10 @@ import pytest
 from nf_jax import calibration as C
 from nf_jax import hw
 from nf_jax import pareto as PA
-from nf_jax import pareto_problem as PP
 from nf_jax import topology as T
+from nf_jax.pareto import accuracy as A
+from nf_jax.pareto import operators
+from nf_jax.pareto import problem as PP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ("connectivity", "log_params")
@@ -53,11 +55,9 @@ def test_decode_repairs_to_valid_topologies():
 
 
 def test_reset_mutation_redraws_genes_uniformly_within_bounds():
-  from nf_jax import pareto_search as PS
-
-  problem = PS.CoDesignProblem(PA.SearchConfig(**TINY), evaluator=None)
+  problem = PA.CoDesignProblem(PA.SearchConfig(**TINY), evaluator=None)
   x = np.tile(PP.UPPER.astype(float), (4000, 1))  # every gene at its upper bound
-  out = PS._reset_mutation(0.25)._do(problem, x, random_state=np.random.default_rng(0))
+  out = operators.RandomResetMutation(0.25)._do(problem, x, random_state=np.random.default_rng(0))
   assert np.all((out >= 0) & (out <= PP.UPPER)) and np.all(out == np.round(out))
   # A redrawn gene lands on its old value with probability 1 / (choices): correct for that.
   changed = (out != x).mean(axis=0)
@@ -81,11 +81,18 @@ def test_simulate_pairs_matches_public_simulate():
   specs = [PP.decode_topology(x) for x in xs]
   wls = [hw.make_workload([*PP.model_topologies(*s), ("dense", s[1], 10)], 64) for s in specs]
   cfg = PP.decode_hw(xs)
-  got = PP.simulate_pairs(cfg, wls)
-  for i in range(len(xs)):
-    ref = hw.simulate(hw.take(cfg, i), wls[i])
-    for key in ("latency_s", "throughput", "power_w", "area_mm2", "energy_per_sample_j", "cycles"):
-      np.testing.assert_allclose(got[key][i], ref[key][0], rtol=1e-6, err_msg=key)
+  keys = ("latency_s", "throughput", "power_w", "area_mm2", "energy_per_sample_j", "cycles")
+  got = {}
+  for mapping in ("latency", "scalesim"):  # SearchConfig.hw_mapping reaches the simulator
+    got[mapping] = PP.simulate_pairs(cfg, wls, mapping=mapping)
+    for i in range(len(xs)):
+      ref = hw.simulate(hw.take(cfg, i), wls[i], mapping=mapping)
+      for key in keys:
+        np.testing.assert_allclose(got[mapping][key][i], ref[key][0], rtol=1e-6, err_msg=key)
+  # The small-SRAM fp32 design spills under SCALE-Sim's fold order: the two models differ there.
+  assert not np.allclose(got["latency"]["power_w"], got["scalesim"]["power_w"])
+  with pytest.raises(ValueError, match="hw_mapping='tiled'"):
+    PA.SearchConfig(hw_mapping="tiled")
 
 
 def test_calibration_recovers_linear_truth_and_loads_contract():
@@ -169,12 +176,81 @@ def test_invalid_flag_combinations_raise():
     PA.SearchConfig(population=8, n_partitions=3)
   with pytest.raises(ValueError, match="inner_partitions=-1 must be >= 0"):
     PA.SearchConfig(inner_partitions=-1)
-  with pytest.raises(ValueError, match="only apply to --accuracy=proxy"):
+  with pytest.raises(ValueError, match="only apply to --config.accuracy=proxy"):
     PA.SearchConfig(accuracy="train", features=FEATURES)
   with pytest.raises(ValueError, match="min_accuracy=1.5"):
     PA.SearchConfig(min_accuracy=1.5)
   with pytest.raises(ValueError, match="--resume needs"):
     PA.run(PA.SearchConfig(**TINY), workdir="/nonexistent-dir", resume=True, progress=False)
+  with pytest.raises(ValueError, match="algorithm= was given, but config.algorithm='random'"):
+    PA.run(
+      PA.SearchConfig(**{**TINY, "algorithm": "random"}),
+      progress=False,
+      algorithm=PA.make_algorithm(PA.SearchConfig(**TINY)),
+    )
+
+
+def test_cli_config_states_the_dataclass_defaults_and_parses_overrides():
+  from nf_jax.pareto import config as pareto_config
+
+  assert pareto_config.search_config(pareto_config.get_config()) == PA.SearchConfig()
+  cfg = pareto_config.get_config()
+  cfg.max_area = 50.0  # a placeholder(float): unset is None, set is a float
+  cfg.features = ("log_params,fit_score",)  # what --config.features=log_params,fit_score gives
+  got = pareto_config.search_config(cfg)
+  assert got.max_area == 50.0 and got.features == ("log_params", "fit_score")
+  cfg.population = 1
+  with pytest.raises(ValueError, match="population=1 must be >= 2"):
+    pareto_config.search_config(cfg)
+
+
+def test_cli_and_benchmark_define_no_flags_on_import():
+  import subprocess
+  import sys
+
+  code = (
+    "import importlib.util, os\n"
+    "from absl import flags\n"
+    "import nf_jax.pareto.__main__ as cli\n"
+    "spec = importlib.util.spec_from_file_location('bench', os.path.join("
+    f"{ROOT!r}, 'benchmarks', 'pareto_bench.py'))\n"
+    "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    "before = set(flags.FLAGS)\n"
+    "cli.define_flags()\n"
+    "print(sorted(before & {'config', 'workdir', 'seeds', 'coordinator_address'}),"
+    " sorted({'config', 'workdir', 'resume', 'coordinator_address'} - set(flags.FLAGS)))\n"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+  )
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split("\n")[-2] == "[] []", out.stdout
+
+
+def test_cli_reads_a_config_file_and_refuses_an_unknown_field(tmp_path):
+  import subprocess
+  import sys
+
+  variant = tmp_path / "variant.py"
+  variant.write_text(
+    "from nf_jax.pareto import config\n\n\ndef get_config():\n"
+    "  c = config.get_config()\n  c.population = 5\n  return c\n"
+  )
+  workdir = tmp_path / "run"
+  for args, message in (
+    ([f"--config={variant}"], "population=5 is below the 27 reference directions"),
+    (["--config.populaton=5"], "no field of SearchConfig: 'populaton' Did you mean \"population\""),
+  ):
+    out = subprocess.run(
+      [sys.executable, "-m", "nf_jax.pareto", f"--workdir={workdir}", *args],
+      capture_output=True,
+      text=True,
+      timeout=300,
+      cwd=ROOT,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and not workdir.exists()
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +285,17 @@ def test_same_seed_same_front_and_outputs(reference_run):
   assert np.all(np.diff(res.hv) >= -1e-12)  # the archive front only grows
 
 
+def test_run_uses_the_algorithm_passed(reference_run):
+  res, _ = reference_run
+  algorithm = PA.make_algorithm(PA.SearchConfig(**TINY), mating="random")
+  got = PA.run(PA.SearchConfig(**TINY), progress=False, algorithm=algorithm)
+  assert algorithm.problem is not None and algorithm.n_gen - 1 == TINY["generations"]
+  # Same seed, same initial sample; pymoo's random parent tournament then breeds other designs.
+  first = TINY["population"]
+  np.testing.assert_array_equal(got.genomes[:first], res.genomes[:first])
+  assert not np.array_equal(got.genomes, res.genomes)
+
+
 def test_constraints_make_designs_infeasible(reference_run):
   res, _ = reference_run
   area = np.asarray([res.evaluator.cache[PP.genome_hash(x)]["area"] for x in res.genomes])
@@ -227,17 +314,10 @@ def test_benchmark_smoke():
   )
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
-  hv = bench.benchmark(
-    seeds=1,
-    population=12,
-    generations=1,
-    n_partitions=1,
-    inner_partitions=1,
-    features=("log_params",),
-    compare=("one_layer", "sbx"),
-  )
+  config = bench.get_config()  # through the CLI's config, as the command line runs it
+  config.update({**TINY, "generations": 1, "seeds": 1, "compare": ("one_layer,sbx",)})
+  hv = bench.main(config)
   assert set(hv) == set(PA.ALGORITHMS) | {"nsga3_one_layer", "nsga3_sbx", "nsga2_sbx"}
-  assert PA.make_algorithm is bench.PS.make_algorithm  # the swap is undone
   sbx = bench._sbx_algorithm(PA.SearchConfig(**TINY))  # only the operators differ
   assert type(sbx.mating.crossover).__name__ == "SBX"
   assert type(sbx.mating.mutation).__name__ == "PM"
@@ -257,11 +337,11 @@ def test_train_accuracy_path_matches_trainer_and_caches():
   y = np.argmax(x @ proj, axis=1).astype(np.int32)
   ds = Dataset(x[:512], y[:512], x[512:], y[512:], 10, (28, 28, 1), "synthetic")
   with pytest.raises(ValueError, match="no validation split"):
-    PA.train_accuracy_fn(PA.SearchConfig(accuracy="train"), ds)([("dense", 256, {})])
+    A.train_accuracy_fn(PA.SearchConfig(accuracy="train"), ds)([("dense", 256, {})])
   ds = split_validation(ds, 128)  # selection reads validation accuracy
   cfg = PA.SearchConfig(accuracy="train", train_steps=3, **{**TINY, "features": C.DEFAULT_FEATURES})
   calls = []
-  fn = PA.train_accuracy_fn(cfg, ds)
+  fn = A.train_accuracy_fn(cfg, ds)
 
   def counting(specs):
     calls.append(list(specs))

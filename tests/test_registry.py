@@ -13,9 +13,9 @@ import os
 
 import pytest
 
-from nf_jax import pareto_problem as PP
 from nf_jax import space_table
 from nf_jax import topology as T
+from nf_jax.pareto import problem as PP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -170,7 +170,6 @@ KNOWN = {
   "nf_jax/sweep.py": (5, "'dense' with no topology is also the nn.Dense baseline of the results"),
   "nf_jax/train.py": (1, "ModelSpec.is_dense: 'dense' with no topology is the nn.Dense baseline"),
   "nf_jax/hw/workload.py": (1, "a ('dense', n_in, n_out) workload layer is a GEMM, not a family"),
-  "nf_jax/pareto_search.py": (2, "'random' is a search algorithm and a mating scheme here"),
   "experiments/study_report.py": (
     4,
     "the study's report: nn.Dense baseline rows and its parallel_butterfly+skip headline",

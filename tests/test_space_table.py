@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from nf_jax import pareto as PA
-from nf_jax import pareto_problem as PP
 from nf_jax import space_table, sweep
 from nf_jax import train as tr
+from nf_jax.pareto import accuracy, report
+from nf_jax.pareto import problem as PP
 
 SMALL_SPACE = [
   ("butterfly", 1024, {"skip": False, "radix": 32, "depth": 2}),
@@ -148,17 +149,15 @@ def test_pareto_reads_measured_accuracy_from_the_table(tmp_path):
     entry = table[PP.topology_key(*PP.decode_topology(np.asarray(pick["genome"].split(), int)))]
     assert pick["accuracy"] == pytest.approx(entry["val_mean"])
     assert pick["test_accuracy"] == pytest.approx(entry["test_mean"])
-  text = PA.summary_table(res)
+  text = report.summary_table(res)
   assert f"{len(res.front)} of {len(res.front)} designs measured" in text
 
 
 def test_partial_table_predicts_the_rest_with_intervals_and_flags(tmp_path):
-  from nf_jax import pareto_search as PS
-
   path = str(tmp_path / "table.csv")
   table = _space_table(path, np.random.default_rng(1), drop_family="clos")
   config = PA.SearchConfig(accuracy="table", table=path, **TINY)
-  fn, cal, describe = PS.table_accuracy_fn(config)
+  fn, cal, describe = accuracy.table_accuracy_fn(config)
   assert cal is not None and cal.num_rows == len(table)
   space = PP.topology_space()
   clos = [s for s in space if s[0] == "clos"]

@@ -1,7 +1,7 @@
 """The trained benchmark of the co-design's topology space (NAS-Bench-201 style).
 
 Every distinct hidden topology the pareto genome decodes to
-(``nf_jax.pareto_problem.topology_space()``: 248 specs, widths 256/512/1024, all six families,
+(``nf_jax.pareto.problem.topology_space()``: 248 specs, widths 256/512/1024, all six families,
 with and without skip), trained on Fashion-MNIST with 2 seeds and one recipe, plus the
 ``nn.Dense`` baseline at width 1024. The model is the study's MLP (784 -> n -> n -> 10, both
 hidden layers cascades of the spec, the first rectangular). Each row of ``results.csv`` carries
@@ -37,8 +37,8 @@ from __future__ import annotations
 import random
 
 from configs import default
-from nf_jax import pareto_problem as PP
 from nf_jax import space_table
+from nf_jax.pareto import problem as PP
 
 # Chosen on validation accuracy by experiments/select_recipe.py (results/recipe/recipe.md):
 # 3e-3 has the best mean validation accuracy over dense and three cascade families (89.40%

@@ -461,7 +461,7 @@ def evaluate_pairs(
   Args:
     cfg: batched config, fields ``[P]`` (validated by the caller, e.g. with ``make_config``).
     wl: a :class:`Workload` whose every field has a leading ``[P]`` axis (workloads padded to one
-      stage count, see ``nf_jax.pareto_problem.padded_workload``).
+      stage count, see ``nf_jax.pareto.problem.padded_workload``).
     shape: static ``(num_cascades, max_depth)`` covering every workload.
     mapping: one of :data:`MAPPINGS`.
     calibration: a key of :data:`nf_jax.hw.energy.CALIBRATIONS`.

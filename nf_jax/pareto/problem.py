@@ -1,8 +1,8 @@
-"""The joint topology x accelerator genome, its decoder, and the batched evaluation behind it.
+"""The pymoo problem: the joint topology x accelerator genome, its decoder and its evaluation.
 
 Genome: ``int[N_GENES]``, every gene an index into a choice list (:data:`GENES`). Decoding
-(:func:`decode`) *repairs* instead of refusing, so every integer vector in the bounds is a valid
-design:
+(:func:`decode_topology`, :func:`decode_hw`) *repairs* instead of refusing, so every integer
+vector in the bounds is a valid design:
 
 * the model is the study's MLP (:mod:`nf_jax.train`): two hidden cascade layers of width ``n``
   (the first ``784 -> n``) and a dense ``n -> 10`` head;
@@ -22,6 +22,9 @@ workload to a common stage count with stages that belong to no cascade (segment 
 range, which ``jax.ops.segment_sum`` drops) and zero width (so they add no MACs, weights or
 I/O). The test suite checks this equals ``nf_jax.hw.simulate`` per candidate. The population
 axis is sharded over all devices with ``jax.sharding`` (see :func:`population_mesh`).
+
+The vectorised pymoo ``Problem`` (:class:`CoDesignProblem`) evaluates one population per call:
+``F`` the six objectives to minimise (:func:`to_minimisation`), ``G`` the constraints.
 """
 
 from __future__ import annotations
@@ -31,17 +34,21 @@ import hashlib
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from pymoo.core.problem import Problem
 
 from nf_jax import hw
 from nf_jax import topology as T
 from nf_jax.hw import fabric
 from nf_jax.hw.workload import MAX_LOG2_PES, Workload
+
+if TYPE_CHECKING:
+  from nf_jax.pareto.config import SearchConfig
 
 D_IN = 784  # Fashion-MNIST pixels: the first hidden layer maps 784 -> n.
 NUM_CLASSES = 10
@@ -220,9 +227,9 @@ def padded_workload(wl: Workload, num_stages: int) -> Workload:
   )
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _simulate_pairs(cfg: hw.HwConfig, wl: Workload, shape: tuple[int, int]) -> dict:
-  return fabric.evaluate_pairs(cfg, wl, shape)
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _simulate_pairs(cfg: hw.HwConfig, wl: Workload, shape: tuple[int, int], mapping: str) -> dict:
+  return fabric.evaluate_pairs(cfg, wl, shape, mapping)
 
 
 def population_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -242,6 +249,7 @@ def simulate_pairs(
   workloads: Sequence[Workload],
   mesh: Mesh | None = None,
   min_size: int = 8,
+  mapping: str = "latency",
 ) -> dict[str, np.ndarray]:
   """Simulates config ``i`` on workload ``i`` for every ``i``, in ONE sharded ``jit(vmap)`` call.
 
@@ -250,11 +258,14 @@ def simulate_pairs(
     workloads: ``P`` workloads; each must have the same number of dense GEMMs.
     mesh: 1-D mesh over which the population axis is sharded (default: all devices).
     min_size: pad the batch to at least this many pairs (a fixed size compiles once per run).
+    mapping: the simulator's memory model (``nf_jax.hw.fabric.MAPPINGS``).
 
   Returns:
     The outputs of :func:`nf_jax.hw.simulate` (``latency_s``, ``throughput``, ``power_w``,
     ``area_mm2``, ...), each ``float32[P]``.
   """
+  if mapping not in fabric.MAPPINGS:
+    raise ValueError(f"mapping={mapping!r}; choose from {fabric.MAPPINGS}")
   p = len(workloads)
   if np.size(configs.rows) != p:
     raise ValueError(f"{np.size(configs.rows)} configs but {len(workloads)} workloads")
@@ -277,7 +288,7 @@ def simulate_pairs(
   )
   sharding = NamedSharding(mesh, PartitionSpec(POP_AXIS))
   cfg, wl = jax.device_put((cfg, wl), sharding)
-  out = _simulate_pairs(cfg, wl, (casc, depth))
+  out = _simulate_pairs(cfg, wl, (casc, depth), mapping)
   if jax.process_count() > 1:  # multi-host: every process gets the whole population back
     from jax.experimental import multihost_utils
 
@@ -333,14 +344,22 @@ class Evaluator:
     accuracy_fn: maps distinct hidden-topology specs to accuracies ``float[k]`` in [0, 1].
     batch: samples per inference batch for latency/throughput.
     tech_nm: technology node of every config.
+    mapping: the simulator's memory model (``nf_jax.hw.fabric.MAPPINGS``).
     cache: genome hash -> objective dict (floats) of every design evaluated so far.
     calls: number of batched evaluations run (one per generation).
   """
 
-  def __init__(self, accuracy_fn: AccuracyFn, batch: int = 64, tech_nm: float = 45.0):
+  def __init__(
+    self,
+    accuracy_fn: AccuracyFn,
+    batch: int = 64,
+    tech_nm: float = 45.0,
+    mapping: str = "latency",
+  ):
     self.accuracy_fn = accuracy_fn
     self.batch = batch
     self.tech_nm = tech_nm
+    self.mapping = mapping
     self.cache: dict[str, dict[str, float]] = {}
     self.accuracy_cache: dict[str, float] = {}
     self.calls = 0
@@ -378,7 +397,9 @@ class Evaluator:
       workloads = [model_workload(s, self.batch) for s in specs]
       if self.mesh is None:
         self.mesh = population_mesh()
-      sim = simulate_pairs(decode_hw(rows, self.tech_nm), workloads, self.mesh, self.pad_to)
+      sim = simulate_pairs(
+        decode_hw(rows, self.tech_nm), workloads, self.mesh, self.pad_to, self.mapping
+      )
       for j, ((key, _), s, tk) in enumerate(zip(todo, specs, tkeys)):
         self.cache[key] = dict(
           accuracy=self.accuracy_cache[tk],
@@ -393,3 +414,41 @@ class Evaluator:
         )
       logging.info("evaluated %d new designs (%d distinct new topologies)", len(todo), len(new))
     return {o: np.asarray([self.cache[k][o] for k in keys], np.float64) for o in OBJECTIVES}
+
+
+# ---------------------------------------------------------------------------------------------
+# The pymoo problem
+
+
+class CoDesignProblem(Problem):
+  """The vectorised pymoo ``Problem``: one ``_evaluate`` call per population.
+
+  ``F``: ``float[P, 6]`` minimised objectives (:func:`to_minimisation`);
+  ``G``: ``float[P, len(config.constraints)]``, ``<= 0`` where feasible.
+  """
+
+  def __init__(self, config: SearchConfig, evaluator: Evaluator):
+    super().__init__(
+      n_var=N_GENES,
+      n_obj=6,
+      n_ieq_constr=len(config.constraints),
+      xl=np.zeros(N_GENES),
+      xu=UPPER.astype(float),
+      vtype=int,
+    )
+    self.config = config
+    self.evaluator = evaluator
+
+  def _evaluate(self, x, out, *args, **kwargs):
+    config = self.config
+    objs = self.evaluator.evaluate(x)
+    out["F"] = to_minimisation(objs)
+    g = []
+    if config.max_area is not None:
+      g.append(objs["area"] - config.max_area)
+    if config.max_power is not None:
+      g.append(objs["power"] - config.max_power)
+    if config.min_accuracy is not None:
+      g.append(config.min_accuracy - objs["accuracy"])
+    if g:
+      out["G"] = np.stack(g, axis=1)
