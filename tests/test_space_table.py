@@ -232,6 +232,11 @@ def test_benchmark_report_selects_on_validation_and_pairs_by_band():
   claim = report.claim_test(table)
   assert claim["bands_with_claimed"] == 2 and claim["claimed_wins"] == 1
   assert claim["mean_test_difference"] == pytest.approx((-0.02 - 0.05) / 2)
+  assert claim["seed_pairs"] == 2  # paired by seed: (band, seed) differences -0.02 and -0.05
+  assert [list(w[3].values()) for w in claim["winners"]] == [
+    [pytest.approx(-0.02)],
+    [pytest.approx(-0.05)],
+  ]
 
 
 def test_judge_compares_calibration_sets_by_leave_one_out_error():
