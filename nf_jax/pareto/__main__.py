@@ -40,7 +40,9 @@ def define_flags() -> None:
     return
   from ml_collections import config_flags
 
-  from nf_jax import distributed  # noqa: F401  (defines the multi-host flags)
+  from nf_jax import distributed
+
+  distributed.define_flags()
 
   flags.DEFINE_string("workdir", None, "Output folder (default ./runs/pareto-<UTC timestamp>).")
   config_flags.DEFINE_config_file(
