@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from absl import app, flags
 
 from nf_jax.pareto import config as pareto_config
-from nf_jax.pareto import report, search
+from nf_jax.pareto import report
+from nf_jax.pareto import search as PS
 
 FLAGS = flags.FLAGS
 
@@ -81,7 +82,7 @@ def main(argv: Sequence[str]) -> None:
       "runs", "pareto-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     )
     t0 = time.time()
-    result = search.run(
+    result = PS.run(
       config,
       workdir,
       resume=FLAGS.resume,
