@@ -1,0 +1,103 @@
+"""A workdir moved with ``mv`` between interruption and resume still resumes (issue 17).
+
+Pareto workdirs are checked in ``tests/test_faults.py``
+(``test_resume_after_interruption_equals_uninterrupted_even_after_a_move``); this file checks a
+training sweep (``experiments/main.py``'s ``nf_jax.sweep.run``) stopped inside a group, with an
+Orbax epoch checkpoint on disk.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import sys
+
+import pytest
+
+from nf_jax import sweep
+from nf_jax import train as tr
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = os.path.join(ROOT, "experiments")
+TIMINGS = ("seconds", "epoch_seconds", "examples_per_second")  # wall clock: differ run to run
+needs_data = pytest.mark.skipif(
+  not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+  reason="apt-get install dataset-fashion-mnist",
+)
+
+
+class Interrupted(Exception):
+  """Stands in for a kill: raised right after a chosen epoch checkpoint is committed."""
+
+
+def _config():
+  """Two groups (dense, a butterfly) of one model, 2 epochs of 2 steps, a checkpoint each."""
+  if EXPERIMENTS not in sys.path:
+    sys.path.insert(0, EXPERIMENTS)  # as `python experiments/main.py` has it
+  config = importlib.import_module("configs.default").base_config()
+  config.update(
+    dict(max_train_examples=128, max_test_examples=64, pool=7, validation_size=32, n=32)
+  )
+  config.models = [dict(name="butterfly", radix=2, depth=5, skip=True)]
+  config.train.update(
+    dict(num_epochs=2, steps_per_epoch=2, batch_size=32, eval_batch_size=64, log_every=1)
+  )
+  return config
+
+
+def _rows(workdir):
+  strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
+  return (
+    strip(sweep.read_results(os.path.join(workdir, "results.csv"))),
+    strip(sweep.read_curves(os.path.join(workdir, "curves.jsonl"))),
+  )
+
+
+@needs_data
+def test_sweep_workdir_moved_mid_group_resumes_to_identical_rows(tmp_path, monkeypatch, caplog):
+  monkeypatch.setattr(sweep, "plot", lambda *a, **k: None)  # plots: seconds, tested elsewhere
+  config = _config()
+  reference = tmp_path / "reference"
+  sweep.run(config, str(reference), progress=False)
+
+  # Stop in the second group (butterfly), after its first epoch checkpoint (step 2).
+  real = tr._checkpoint_manager
+
+  def interrupting(workdir, tconfig):
+    manager = real(workdir, tconfig)
+    wait = manager.wait_until_finished
+
+    def wait_then_stop():
+      wait()
+      if os.path.basename(workdir).startswith("butterfly") and manager.latest_step() == 2:
+        raise Interrupted
+
+    manager.wait_until_finished = wait_then_stop
+    return manager
+
+  first = tmp_path / "first"
+  monkeypatch.setattr(tr, "_checkpoint_manager", interrupting)
+  with pytest.raises(Interrupted):
+    sweep.run(config, str(first), progress=False)
+  monkeypatch.setattr(tr, "_checkpoint_manager", real)
+  assert len(sweep.read_results(str(first / "results.csv"))) == 1
+  # Nothing the resume reads names the old place. Orbax's commit_success.txt does, as a note
+  # for people: Orbax checks only that the file exists.
+  for path in first.rglob("*"):
+    if path.is_file() and path.name != "commit_success.txt":
+      assert str(first).encode() not in path.read_bytes(), path
+
+  moved = tmp_path / "elsewhere" / "moved"
+  moved.parent.mkdir()
+  shutil.move(str(first), str(moved))
+  monkeypatch.chdir(moved.parent)
+  with caplog.at_level(logging.INFO):
+    sweep.run(config, "moved", progress=False)
+  resumed = [r.getMessage() for r in caplog.records if "resumed 1 models" in r.getMessage()]
+  assert len(resumed) == 1, resumed
+  assert resumed[0].startswith("resumed 1 models from step 2 in moved/groups/butterfly-"), resumed
+  got, want = _rows(moved), _rows(reference)
+  assert len(got[0]) == 2 and len(got[1]) == 2 * 2
+  assert got == want
