@@ -11,7 +11,9 @@ Two targets, both real command lines in fresh processes:
 For each target the script runs the command twice uninterrupted (the reference, then a warm
 run that times the command and checks that two clean runs agree), then draws kill times by
 stratified sampling over the warm run's wall time (``--points`` strata per target, one uniform
-draw in each, ``numpy.random.default_rng(--seed)``): every kill point lands in a fresh workdir,
+draw in each, ``numpy.random.default_rng(--seed)``; a run that ends before its kill, as the
+machine's load changes, is discarded and the point redrawn in its stratum of that run's own
+duration): every kill point lands in a fresh workdir,
 the process is SIGKILLed there, the command is rerun (resumed) until it exits 0, and the
 outputs are compared with the reference: every result row present once, values identical
 (wall-clock columns excluded). A table row per point gives where the kill landed (the state
@@ -236,18 +238,27 @@ def campaign(target: Target, scratch: str, rng: np.random.Generator) -> list[dic
   if clean != "identical":
     raise RuntimeError(f"{target.name}: uninterrupted runs disagree; nothing to compare with")
   n = FLAGS.points
-  delays = seconds * (np.arange(n) + rng.uniform(size=n)) / n  # one draw per stratum
+  strata = rng.uniform(size=(n, 3))
   rows = []
-  for i, delay in enumerate(delays):
+  for i in range(n):
     wd, log = os.path.join(base, f"kill-{i}"), os.path.join(base, f"kill-{i}.log")
-    proc = _start(target.command(wd), env, log)
-    try:
-      proc.wait(timeout=delay)
-      landed, killed = "finished before the kill", False
-    except subprocess.TimeoutExpired:
-      os.kill(proc.pid, signal.SIGKILL)
-      proc.wait()
-      landed, killed = target.landed(wd), True
+    # The stratum's share of the run's wall time. Under a changing machine load a run can end
+    # before its kill: then the workdir is discarded and the point is drawn again in the same
+    # stratum of that run's own duration (at most 3 tries), so every point lands in a run.
+    duration = seconds
+    for attempt in range(3):
+      delay = duration * (i + strata[i, attempt]) / n
+      shutil.rmtree(wd, ignore_errors=True)
+      t0 = time.time()
+      proc = _start(target.command(wd), env, log)
+      try:
+        proc.wait(timeout=delay)
+        landed, killed, duration = "finished before the kill", False, time.time() - t0
+      except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        landed, killed = target.landed(wd), True
+        break
     tmp = _tmp_files(wd) if os.path.isdir(wd) else 0
     runs, _ = _finish(lambda wd=wd: target.command(wd), env, log)
     got = target.outputs(wd)
@@ -255,6 +266,7 @@ def campaign(target: Target, scratch: str, rng: np.random.Generator) -> list[dic
       target=target.name,
       point=i,
       kill_s=round(float(delay), 2),
+      tries=attempt + 1,
       killed=killed,
       landed=landed,
       tmp_left=tmp,
@@ -263,7 +275,8 @@ def campaign(target: Target, scratch: str, rng: np.random.Generator) -> list[dic
     )
     rows.append(row)
     print(
-      f"{target.name:7s} {i:3d} {delay:7.2f} s  {landed:44s} tmp={tmp} reruns={runs} "
+      f"{target.name:7s} {i:3d} {delay:7.2f} s (try {attempt + 1}) {landed:40s} tmp={tmp} "
+      f"reruns={runs} "
       f"{row['result']}",
       flush=True,
     )
@@ -292,12 +305,12 @@ def main(argv: list[str]) -> None:
   print(f"kill times: np.random.default_rng({FLAGS.seed}), {FLAGS.points} strata per target")
   for name in FLAGS.targets:
     rows += campaign(targets[name], scratch, rng)
-  print("\n| target | point | kill at (s) | landed | tmp files left | reruns | result |")
-  print("|---|---|---|---|---|---|---|")
+  print("\n| target | point | kill at (s) | try | landed | tmp files left | reruns | result |")
+  print("|---|---|---|---|---|---|---|---|")
   for r in rows:
     print(
-      f"| {r['target']} | {r['point']} | {r['kill_s']:.2f} | {r['landed']} | {r['tmp_left']} "
-      f"| {r['reruns']} | {r['result']} |"
+      f"| {r['target']} | {r['point']} | {r['kill_s']:.2f} | {r['tries']} | {r['landed']} "
+      f"| {r['tmp_left']} | {r['reruns']} | {r['result']} |"
     )
   killed = sum(r["killed"] for r in rows)
   same = sum(r["result"] == "identical" for r in rows)
