@@ -9,6 +9,7 @@ Orbax epoch checkpoint on disk.
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import logging
 import os
 import shutil
@@ -101,3 +102,61 @@ def test_sweep_workdir_moved_mid_group_resumes_to_identical_rows(tmp_path, monke
   got, want = _rows(moved), _rows(reference)
   assert len(got[0]) == 2 and len(got[1]) == 2 * 2
   assert got == want
+
+
+def test_table_mode_checkpoint_names_the_table_by_content(tmp_path, monkeypatch):
+  """A --accuracy=table search records its benchmark table by name and sha256: the workdir and
+  the table can both move and the run resumes; an edited table is refused, naming the field."""
+  import hashlib
+  import json
+
+  import numpy as np
+
+  from nf_jax import space_table
+  from nf_jax.pareto import config as pareto_config
+  from nf_jax.pareto import problem as PP
+  from nf_jax.pareto import report
+  from nf_jax.pareto import search as PS
+
+  def fake_accuracy(specs):  # the table is hashed, not read: only the checkpoint is under test
+    keys = [PP.topology_key(*s) for s in specs]
+    return np.asarray([int(hashlib.sha256(k.encode()).hexdigest()[:6], 16) / 2**24 for k in keys])
+
+  monkeypatch.setattr(report, "_plots", lambda result, workdir: None)
+  committed = importlib.resources.files("nf_jax.tables").joinpath(space_table.PACKAGE_TABLE)
+  tables = [tmp_path / d / "table.csv" for d in ("a", "b", "c")]
+  for path in tables:
+    path.parent.mkdir()
+    path.write_bytes(committed.read_bytes())
+  tables[2].write_text(tables[2].read_text().replace("0.8", "0.7", 1))
+  tiny = dict(population=12, generations=3, n_partitions=1, inner_partitions=1, accuracy="table")
+  config = lambda table: pareto_config.SearchConfig(**tiny, table=str(table))  # noqa: E731
+
+  def run(table, workdir=None, **kwargs):
+    return PS.run(config(table), workdir, progress=False, accuracy=(fake_accuracy, None), **kwargs)
+
+  save = PS._save
+
+  def save_then_stop(state, path):
+    save(state, path)
+    if state.generation == 1:
+      raise Interrupted
+
+  monkeypatch.setattr(PS, "_save", save_then_stop)
+  with pytest.raises(Interrupted):
+    run(tables[0], str(tmp_path / "first"))
+  monkeypatch.setattr(PS, "_save", save)
+  text = (tmp_path / "first" / PS.CHECKPOINT).read_text()
+  record = json.loads(text)["checkpoint"]["config"]["table"]
+  assert record == {
+    "name": "table.csv",
+    "sha256": hashlib.sha256(committed.read_bytes()).hexdigest(),
+  }
+  assert str(tmp_path) not in text
+  shutil.move(str(tmp_path / "first"), str(tmp_path / "moved"))
+  with pytest.raises(PS.CheckpointError, match=r"other settings \(table: checkpoint \{"):
+    run(tables[2], str(tmp_path / "moved"), resume=True)
+  resumed = run(tables[1], str(tmp_path / "moved"), resume=True)
+  reference = run(tables[0])
+  for field in ("genomes", "F", "front", "hv"):
+    np.testing.assert_array_equal(getattr(resumed, field), getattr(reference, field))

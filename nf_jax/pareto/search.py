@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.resources
 import itertools
 import json
 import os
@@ -94,7 +95,8 @@ def _file_sha256(path: str) -> str | None:
 
 
 def _config_record(config: SearchConfig) -> dict[str, Any]:
-  """``config`` as JSON data; the calibration CSV by content (name + sha256), not by path.
+  """``config`` as JSON data; the calibration CSV and benchmark table by content (name + sha256),
+  not by path.
 
   A path would tie the checkpoint to one checkout; the hash lets a moved workdir or repository
   resume while still refusing a different calibration.
@@ -104,7 +106,19 @@ def _config_record(config: SearchConfig) -> dict[str, Any]:
   record["calibration"] = dict(
     name=os.path.basename(config.calibration), sha256=_file_sha256(config.calibration)
   )
+  if config.accuracy == "table":  # read only then; by content too (the committed one changes)
+    record["table"] = _table_record(config.table)
   return record
+
+
+def _table_record(path: str) -> dict[str, str | None]:
+  """The benchmark table's name and sha256 (``""``: the committed package table)."""
+  if path:
+    return dict(name=os.path.basename(path), sha256=_file_sha256(path))
+  from nf_jax import space_table
+
+  data = importlib.resources.files("nf_jax.tables").joinpath(space_table.PACKAGE_TABLE)
+  return dict(name=space_table.PACKAGE_TABLE, sha256=hashlib.sha256(data.read_bytes()).hexdigest())
 
 
 def _canonical(payload: Any) -> str:
