@@ -136,3 +136,23 @@ def csv_text(
       row = {k: format(v, float_format) if isinstance(v, float) else v for k, v in row.items()}
     writer.writerow(row)
   return buf.getvalue()
+
+
+def check_workdir(path: str) -> None:
+  """Creates ``path`` if needed and checks that files can be written there, before any work.
+
+  Raises:
+    ValueError: ``path`` is a file, or not writable (the reason from the OS); the message names
+      ``--workdir`` and the fix.
+  """
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"--workdir={path} is a file, not a folder; pass a folder path")
+  try:
+    os.makedirs(path, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    raise ValueError(
+      f"--workdir={path} is not writable ({err.strerror or err}); pass a writable folder"
+    ) from None
