@@ -424,6 +424,13 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     bar.update(len(group))
     watchdog.beat(tr.WATCHDOG_SETUP_S, "between groups")
   bar.close()
+  groups_dir = os.path.join(workdir, "groups")
+  if is_writer and not config.get("keep_finished_checkpoints", False) and os.path.isdir(groups_dir):
+    # Every model is done now: a folder left here is a finished group's, whose deletion a kill
+    # interrupted (its rows are in results.csv).
+    for name in os.listdir(groups_dir):
+      logging.info("removing %s: checkpoints of a finished group", os.path.join(groups_dir, name))
+      shutil.rmtree(os.path.join(groups_dir, name), ignore_errors=True)
   summary = summarise(rows)
   report = {
     "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
