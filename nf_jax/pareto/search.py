@@ -32,7 +32,6 @@ import importlib.resources
 import itertools
 import json
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -311,17 +310,8 @@ def _check_start(config: SearchConfig, workdir: str | None, resume: bool, overwr
         f"--workdir={workdir} holds another run ({', '.join(held)}); continue it with --resume, "
         "pass a new --workdir, or replace it with --overwrite"
       )
-  if jax.process_index() != 0:  # only process 0 writes (multi-host: one shared workdir)
-    return
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=workdir, prefix=".write-test-")
-    os.close(fd)
-    os.unlink(probe)
-  except OSError as err:
-    raise ValueError(
-      f"--workdir={workdir} is not writable ({err.strerror or err}); pass a writable folder"
-    ) from None
+  if jax.process_index() == 0:  # only process 0 writes (multi-host: one shared workdir)
+    io_utils.check_workdir(workdir)
 
 
 @functools.cache
