@@ -32,9 +32,14 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
-flags.DEFINE_float("limit_s", 5.0, "Largest allowed CPU seconds of work before an error.")
-flags.DEFINE_integer("timeout_s", 180, "Longest wait for one case.")
-flags.DEFINE_string("only", None, "Run only the cases whose name contains this.")
+
+
+def define_flags() -> None:
+  """The script's flags, defined when it starts (never at import)."""
+  flags.DEFINE_float("limit_s", 5.0, "Largest allowed CPU seconds of work before an error.")
+  flags.DEFINE_integer("timeout_s", 180, "Longest wait for one case.")
+  flags.DEFINE_string("only", None, "Run only the cases whose name contains this.")
+
 
 PY = sys.executable
 CLIS = {
@@ -50,6 +55,7 @@ RUNLOCAL = "--config=" + os.path.join(ROOT, "experiments", "configs", "default.p
 def _fixtures(tmp: str) -> dict[str, str]:
   """Files and folders the bad cases point at."""
   from nf_jax import calibration as C
+  from nf_jax import io_utils
 
   paths = {k: os.path.join(tmp, k) for k in ("file", "held", "corrupt", "recipe", "damaged")}
   with open(paths["file"], "w") as f:
@@ -71,10 +77,7 @@ def _fixtures(tmp: str) -> dict[str, str]:
   for r in rows:
     r["test_accuracy"] = f"{100 * float(r['test_accuracy']):.2f}"
   paths["percent"] = os.path.join(tmp, "percent.csv")
-  with open(paths["percent"], "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+  io_utils.atomic_write_csv(paths["percent"], rows)
   os.makedirs(os.path.join(tmp, "partial_data", "fashion-mnist"))
   paths["partial_data"] = os.path.join(tmp, "partial_data")
   return paths
@@ -85,33 +88,43 @@ def cases(tmp: str, p: dict[str, str]) -> list[tuple[str, str, list[str], str]]:
   w = lambda name: f"--workdir={os.path.join(tmp, 'out', name)}"  # noqa: E731
   return [
     # pareto
-    ("pareto negative seed", "pareto", [w("p1"), "--seed=-1"], "seed=-1"),
+    ("pareto negative seed", "pareto", [w("p1"), "--config.seed=-1"], "seed=-1"),
     ("pareto workdir is a file", "pareto", [f"--workdir={p['file']}"], "is a file"),
     ("pareto workdir not writable", "pareto", [f"--workdir={p['file']}/sub"], "not writable"),
     ("pareto workdir holds a run", "pareto", [f"--workdir={p['held']}"], "holds another run"),
     ("pareto resume without checkpoint", "pareto", [w("p2"), "--resume"], "does not exist"),
     ("pareto corrupt checkpoint", "pareto", [f"--workdir={p['corrupt']}", "--resume"], "corrupt"),
     ("pareto resume and overwrite", "pareto", [w("p3"), "--resume", "--overwrite"], "pick one"),
-    ("pareto infeasible max_area", "pareto", [w("p4"), "--max_area=0.1"], "max_area=0.1"),
-    ("pareto population 0", "pareto", [w("p5"), "--population=0"], "population"),
-    ("pareto generations 0", "pareto", [w("p6"), "--generations=0"], "generations"),
-    ("pareto too many directions", "pareto", [w("p7"), "--n_partitions=50"], "n_partitions"),
-    ("pareto min_accuracy 1.5", "pareto", [w("p8"), "--min_accuracy=1.5"], "min_accuracy"),
+    ("pareto infeasible max_area", "pareto", [w("p4"), "--config.max_area=0.1"], "max_area=0.1"),
+    ("pareto population 0", "pareto", [w("p5"), "--config.population=0"], "population"),
+    ("pareto generations 0", "pareto", [w("p6"), "--config.generations=0"], "generations"),
+    ("pareto too many directions", "pareto", [w("p7"), "--config.n_partitions=50"], "n_partitions"),
+    ("pareto min_accuracy 1.5", "pareto", [w("p8"), "--config.min_accuracy=1.5"], "min_accuracy"),
     (
       "pareto missing calibration",
       "pareto",
-      [w("p9"), "--accuracy=proxy", "--calibration=/nonexistent.csv"],
+      [w("p9"), "--config.accuracy=proxy", "--config.calibration=/nonexistent.csv"],
       "nonexistent.csv",
     ),
     (
       "pareto percent calibration",
       "pareto",
-      [w("p10"), "--accuracy=proxy", f"--calibration={p['percent']}"],
+      [w("p10"), "--config.accuracy=proxy", f"--config.calibration={p['percent']}"],
       "percent",
     ),
-    ("pareto unknown feature", "pareto", [w("p11"), "--features=bogus"], "bogus"),
-    ("pareto missing table", "pareto", [w("p12"), "--table=/nonexistent.csv"], "nonexistent"),
-    ("pareto flag not read", "pareto", [w("p13"), "--accuracy=proxy", "--table=t"], "read only"),
+    ("pareto unknown feature", "pareto", [w("p11"), "--config.features=bogus"], "bogus"),
+    (
+      "pareto missing table",
+      "pareto",
+      [w("p12"), "--config.table=/nonexistent.csv"],
+      "nonexistent",
+    ),
+    (
+      "pareto flag not read",
+      "pareto",
+      [w("p13"), "--config.accuracy=proxy", "--config.table=t"],
+      "read only",
+    ),
     (
       "pareto partial multi-host flags",
       "pareto",
@@ -119,37 +132,71 @@ def cases(tmp: str, p: dict[str, str]) -> list[tuple[str, str, list[str], str]]:
       "coordinator_address",
     ),
     ("pareto stray argument", "pareto", [w("p15"), "stray"], "stray"),
+    (
+      "pareto algorithm field not read",
+      "pareto",
+      [w("p16"), "--config.algorithm=nsga2", "--config.n_partitions=3"],
+      "read only",
+    ),
+    ("pareto overwrite without workdir", "pareto", ["--overwrite"], "needs --workdir"),
     # hw
-    ("hw rows 0", "hw", [w("h1"), "--rows=0"], "rows"),
-    ("hw rows 3e9", "hw", [w("h2"), "--rows=3000000000"], "rows"),
-    ("hw sram 1e300", "hw", [w("h3"), "--sram_kb=1e300"], "sram"),
-    ("hw unknown dataflow", "hw", [w("h4"), "--dataflow=xx"], "xx"),
-    ("hw unknown precision", "hw", [w("h5"), "--precision=int3"], "int3"),
-    ("hw negative clock", "hw", [w("h6"), "--clock_ghz=-1"], "clock"),
-    ("hw gemm of 2 sizes", "hw", [w("h7"), "--gemm=1,2"], "M,N,K"),
-    ("hw unknown topology", "hw", [w("h8"), "--workload=mlp", "--topology=nope"], "nope"),
-    ("hw width not a power", "hw", [w("h9"), "--workload=mlp", "--n=1000"], "1000"),
-    ("hw flag not read", "hw", [w("h10"), "--n=5"], "read only"),
+    ("hw rows 0", "hw", [w("h1"), "--config.rows=0"], "rows"),
+    ("hw rows 3e9", "hw", [w("h2"), "--config.rows=3000000000"], "rows"),
+    ("hw sram 1e300", "hw", [w("h3"), "--config.sram_kb=1e300"], "sram"),
+    ("hw unknown dataflow", "hw", [w("h4"), "--config.dataflow=xx"], "xx"),
+    ("hw unknown precision", "hw", [w("h5"), "--config.precision=int3"], "int3"),
+    ("hw negative clock", "hw", [w("h6"), "--config.clock_ghz=-1"], "clock"),
+    ("hw gemm of 2 sizes", "hw", [w("h7"), "--config.gemm=1,2"], "M,N,K"),
+    (
+      "hw unknown topology",
+      "hw",
+      [w("h8"), "--config.workload=mlp", "--config.topology=nope"],
+      "nope",
+    ),
+    ("hw width not a power", "hw", [w("h9"), "--config.workload=mlp", "--config.n=1000"], "1000"),
+    ("hw flag not read", "hw", [w("h10"), "--config.n=5"], "does not apply"),
     # topo_search
-    ("topo_search fan_ins 0", "topo_search", [w("t1"), "--fan_ins=0"], "fan_ins"),
-    ("topo_search n 1", "topo_search", [w("t2"), "--n=1"], "n=1"),
-    ("topo_search depth range", "topo_search", [w("t3"), "--depth_min=5", "--depth_max=2"], "5, 2"),
-    ("topo_search budget 10", "topo_search", [w("t4"), "--budget=10"], "budget=10"),
-    ("topo_search unknown family", "topo_search", [w("t5"), "--families=bogus"], "bogus"),
-    ("topo_search unknown score", "topo_search", [w("t6"), "--score=bogus"], "bogus"),
+    ("topo_search fan_ins 0", "topo_search", [w("t1"), "--config.fan_ins=0"], "fan_ins"),
+    ("topo_search n 1", "topo_search", [w("t2"), "--config.n=1"], "n=1"),
+    (
+      "topo_search depth range",
+      "topo_search",
+      [w("t3"), "--config.depth_min=5", "--config.depth_max=2"],
+      "depth_min=5",
+    ),
+    ("topo_search budget 10", "topo_search", [w("t4"), "--config.budget=10"], "budget=10"),
+    ("topo_search unknown family", "topo_search", [w("t5"), "--config.families=bogus"], "bogus"),
+    ("topo_search unknown score", "topo_search", [w("t6"), "--config.score=bogus"], "bogus"),
+    (
+      "topo_search grid field not read",
+      "topo_search",
+      [w("t7"), "--config.families=butterfly", "--config.fan_ins=4"],
+      "read only",
+    ),
+    (
+      "topo_search fan_in above the width",
+      "topo_search",
+      [w("t8"), "--config.n=64", "--config.fan_ins=128"],
+      "no valid",
+    ),
     # topology_report
-    ("topology_report unknown family", "topology_report", [w("r1"), "--name=bogus"], "bogus"),
+    (
+      "topology_report unknown family",
+      "topology_report",
+      [w("r1"), "--config.families=bogus"],
+      "bogus",
+    ),
     (
       "topology_report bad width",
       "topology_report",
-      [w("r2"), "--name=butterfly", "--n=1000"],
+      [w("r2"), "--config.families=butterfly", "--config.n=1000"],
       "1000",
     ),
     (
       "topology_report flag not read",
       "topology_report",
-      [w("r3"), "--name=clos", "--fan_in=8"],
-      "read only",
+      [w("r3"), "--config.families=clos", "--config.fan_in=8"],
+      "parameter of none",
     ),
     # experiments/main.py
     (
@@ -274,4 +321,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

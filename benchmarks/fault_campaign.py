@@ -49,12 +49,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(ROOT, "experiments")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("points", 10, "Kill points per target.")
-flags.DEFINE_integer("seed", 0, "Seed of the kill-time draws.")
-flags.DEFINE_list("targets", ["sweep", "pareto"], "Targets: sweep, pareto.")
-flags.DEFINE_string("workdir", None, "Scratch folder (default: a new temporary folder).")
-flags.DEFINE_bool("keep", False, "Keep the scratch folder.")
-flags.DEFINE_integer("timeout_s", 600, "Longest wait for one process.")
+
+
+def define_flags() -> None:
+  """The script's flags, defined when it starts (never at import)."""
+  flags.DEFINE_integer("points", 10, "Kill points per target.")
+  flags.DEFINE_integer("seed", 0, "Seed of the kill-time draws.")
+  flags.DEFINE_list("targets", ["sweep", "pareto"], "Targets: sweep, pareto.")
+  flags.DEFINE_string("workdir", None, "Scratch folder (default: a new temporary folder).")
+  flags.DEFINE_bool("keep", False, "Keep the scratch folder.")
+  flags.DEFINE_integer("timeout_s", 600, "Longest wait for one process.")
+
 
 SWEEP_CONFIG = f"""
 import sys
@@ -73,12 +78,12 @@ def get_config(arg=None):
 """
 SWEEP_GROUPS = 4
 PARETO_ARGS = [
-  "--population=12",
-  "--generations=3",
-  "--n_partitions=1",
-  "--inner_partitions=1",
-  "--features=log_params",
-  "--accuracy=proxy",
+  "--config.population=12",
+  "--config.generations=3",
+  "--config.n_partitions=1",
+  "--config.inner_partitions=1",
+  "--config.features=log_params",
+  "--config.accuracy=proxy",
 ]
 PARETO_OUTPUTS = ("pareto.csv", "evaluations.csv", "hypervolume.csv", "summary.json")
 # Wall-clock fields: they differ between any two runs.
@@ -325,4 +330,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
