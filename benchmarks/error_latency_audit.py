@@ -9,7 +9,7 @@ imports). Both the wall time and the CPU time of the process are shown; the flag
 the CPU time over start-up, which a busy machine does not inflate. A case that exits 0, or whose
 message lacks the expected words, is marked ``WRONG``.
 
-Command (a few minutes on 2 CPU cores; run under ``nice``)::
+Command (about 12 minutes on 2 cores loaded by other jobs; run under ``nice``)::
 
   nice -n 19 python benchmarks/error_latency_audit.py
 

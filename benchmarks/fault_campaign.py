@@ -19,7 +19,7 @@ outputs are compared with the reference: every result row present once, values i
 (wall-clock columns excluded). A table row per point gives where the kill landed (the state
 of the workdir at the kill) and the outcome.
 
-Command (about 15 minutes on 2 busy cores; run it under ``nice``)::
+Command (42 minutes on 2 cores loaded by other jobs, warm runs 76 s and 142 s; under ``nice``)::
 
   nice -n 19 python benchmarks/fault_campaign.py --points=10 --seed=0
 

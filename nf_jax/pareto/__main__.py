@@ -12,9 +12,11 @@ The search's settings come from ``--config`` (a file with a ``get_config()``; de
 --compilation_cache --generation_delay_s`` and the multi-host flags of every CLI
 (:mod:`nf_jax.distributed`: ``--coordinator_address --num_processes --process_id`` or
 ``--distributed``; every process must see the same ``--workdir`` on a shared filesystem, and
-only process 0 writes it). Bad settings, a workdir holding another run, a corrupt checkpoint and
-an infeasible constraint exit non-zero with a message that names the fix. Compiled XLA programs
-are kept in JAX's persistent cache (:mod:`nf_jax.compile_cache`) unless
+only process 0 writes it). Bad settings, a setting the chosen mode never reads
+(``--config.table`` without ``--config.accuracy=table``, ``--config.n_partitions`` without
+``--config.algorithm=nsga3``, ...: :func:`validate`), a workdir holding another run, a corrupt
+checkpoint and an infeasible constraint exit non-zero with a message that names the fix.
+Compiled XLA programs are kept in JAX's persistent cache (:mod:`nf_jax.compile_cache`) unless
 ``--nocompilation_cache``. Flags are defined by :func:`define_flags` when the command starts,
 never on import.
 """
