@@ -21,6 +21,7 @@ from nf_jax import topo_search as S
 from nf_jax import topology as T
 from nf_jax.pareto import __main__ as pareto_main
 from nf_jax.pareto import config as pareto_config
+from nf_jax.pareto import search as PS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(population=12, n_partitions=1, inner_partitions=1)
@@ -110,6 +111,8 @@ def test_pareto_command_line_refuses_before_any_work(tmp_path):
   out = _pareto("--overwrite", "--nocompilation_cache")
   assert out.returncode == 1
   assert "error: --overwrite needs --workdir" in out.stderr
+  with pytest.raises(ValueError, match="--overwrite needs --workdir"):
+    PS.run(pareto_config.SearchConfig(), None, overwrite=True, progress=False)
 
 
 @pytest.mark.parametrize(

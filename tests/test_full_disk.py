@@ -20,8 +20,10 @@ CHECKS = r"""
 import errno, hashlib, json, os, sys
 import numpy as np
 from nf_jax import io_utils
-from nf_jax import pareto_problem as PP
-from nf_jax import pareto_search as PS
+from nf_jax.pareto import config as pareto_config
+from nf_jax.pareto import problem as PP
+from nf_jax.pareto import report
+from nf_jax.pareto import search as PS
 
 mnt = sys.argv[1]
 
@@ -62,10 +64,10 @@ def fake_accuracy(specs):
     [0.5 + 0.45 * int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 2**32 for k in keys]
   )
 
-config = PS.SearchConfig(population=12, generations=3, n_partitions=1, inner_partitions=1,
-                         features=("log_params",), accuracy="proxy")
+config = pareto_config.SearchConfig(population=12, generations=3, n_partitions=1,
+                                    inner_partitions=1, features=("log_params",), accuracy="proxy")
 run = lambda **kw: PS.run(config, progress=False, accuracy=(fake_accuracy, None), **kw)
-PS._plots = lambda result, workdir: None  # plots cost seconds; not what this checks
+report._plots = lambda result, workdir: None  # plots cost seconds; not what this checks
 reference = run()
 save, fillers = PS._save, []
 

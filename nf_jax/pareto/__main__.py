@@ -95,7 +95,7 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.resume and not FLAGS.workdir:
       raise ValueError("--resume needs --workdir (the folder of the interrupted run)")
     if FLAGS.overwrite and not FLAGS.workdir:
-      raise ValueError("--overwrite needs --workdir (the default workdir is a new folder)")
+      raise ValueError("--overwrite needs --workdir (the default workdir is a new folder); drop it")
     config = pareto_config.search_config(FLAGS.config)
     validate(config, overridden(sys.argv))
     workdir = FLAGS.workdir or os.path.join(

@@ -286,6 +286,8 @@ def _check_start(config: SearchConfig, workdir: str | None, resume: bool, overwr
   if workdir is None:
     if resume:
       raise ValueError(f"--resume needs --workdir (the folder holding {CHECKPOINT})")
+    if overwrite:
+      raise ValueError("--overwrite needs --workdir (the run it would replace); drop it")
     return
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"--workdir={workdir} is a file, not a folder; pass a folder path")
