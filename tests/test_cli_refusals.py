@@ -69,6 +69,7 @@ def test_search_config_accepts_defaults_and_fields_where_they_apply():
 
 
 def test_pareto_cli_refuses_the_algorithm_fields_without_nsga3():
+  pareto_main.validate(pareto_config.search_config(pareto_config.get_config()))  # the default
   nsga2 = pareto_config.SearchConfig(**TINY, algorithm="nsga2")
   with pytest.raises(ValueError, match=r"--config.n_partitions=1 is read only with --config.alg"):
     pareto_main.validate(nsga2)  # away from the default (a --config file set it)
