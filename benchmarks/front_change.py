@@ -21,17 +21,17 @@ import time
 
 import numpy as np
 
-from nf_jax import pareto
+from nf_jax import pareto as PA
 from nf_jax.pareto import problem as PP
 
 HW_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "dataflow", "precision", "clock_ghz")
 
 
 def front_genomes(seed: int, population: int, generations: int, mapping: str) -> np.ndarray:
-  config = pareto.SearchConfig(
+  config = PA.SearchConfig(
     seed=seed, population=population, generations=generations, hw_mapping=mapping
   )
-  result = pareto.run(config, progress=False)
+  result = PA.run(config, progress=False)
   return result.genomes[result.front]
 
 
@@ -76,7 +76,7 @@ def main() -> None:
   p.add_argument("--population", type=int, default=28)
   p.add_argument("--generations", type=int, default=20)
   a = p.parse_args()
-  batch = pareto.SearchConfig().batch
+  batch = PA.SearchConfig().batch
   fronts = {}
   for mapping in ("scalesim", "latency"):
     t0 = time.perf_counter()

@@ -28,12 +28,12 @@ import ml_collections
 import numpy as np
 from pymoo.core.algorithm import Algorithm
 
-from nf_jax import pareto
-from nf_jax.pareto import accuracy
+from nf_jax import pareto as PA
+from nf_jax.pareto import accuracy as A
 from nf_jax.pareto import config as pareto_config
 
 COMPARISONS = ("random_mating", "one_layer", "sbx")
-Builder = Callable[[pareto.SearchConfig], Algorithm]  # builds the pymoo algorithm of one row
+Builder = Callable[[PA.SearchConfig], Algorithm]  # builds the pymoo algorithm of one row
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -54,21 +54,21 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
-def _sbx_algorithm(config: pareto.SearchConfig) -> Algorithm:
+def _sbx_algorithm(config: PA.SearchConfig) -> Algorithm:
   """``make_algorithm`` with the operators used before uniform crossover + random reset swapped
   in (everything else as built there: reference directions, parent tournament, sampling)."""
   from pymoo.operators.crossover.sbx import SBX
   from pymoo.operators.mutation.pm import PM
   from pymoo.operators.repair.rounding import RoundingRepair
 
-  algorithm = pareto.make_algorithm(config)
+  algorithm = PA.make_algorithm(config)
   algorithm.mating.crossover = SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair())
   algorithm.mating.mutation = PM(eta=20, vtype=float, repair=RoundingRepair())
   return algorithm
 
 
 def benchmark(
-  search: pareto.SearchConfig, seeds: int, compare: Sequence[str] = ()
+  search: PA.SearchConfig, seeds: int, compare: Sequence[str] = ()
 ) -> dict[str, list[float]]:
   """Normalised hypervolume per row (one value per seed); also prints a table.
 
@@ -88,14 +88,14 @@ def benchmark(
     raise ValueError(f"compare entries {unknown} unknown; choose from {COMPARISONS}")
   base = dataclasses.replace(search, accuracy="proxy")
   population, generations = base.population, base.generations
-  fn, cal = accuracy.proxy_accuracy_fn(base)
-  shared = (accuracy.memoise(fn), cal)
+  fn, cal = A.proxy_accuracy_fn(base)
+  shared = (A.memoise(fn), cal)
   # (row label, config overrides, builder of the pymoo algorithm; None: the search's own)
   runs: list[tuple[str, dict, Builder | None]] = [
-    (a, {"algorithm": a}, None) for a in pareto.ALGORITHMS
+    (a, {"algorithm": a}, None) for a in PA.ALGORITHMS
   ]
   if "random_mating" in compare:
-    random_mating = functools.partial(pareto.make_algorithm, mating="random")
+    random_mating = functools.partial(PA.make_algorithm, mating="random")
     runs.append(("nsga3_random_mating", {"algorithm": "nsga3"}, random_mating))
   if "one_layer" in compare:
     runs.append(("nsga3_one_layer", {"algorithm": "nsga3", "inner_partitions": 0}, None))
@@ -110,13 +110,13 @@ def benchmark(
       cfg = dataclasses.replace(base, **overrides, seed=seed)
       t0 = time.perf_counter()
       algorithm = None if builder is None else builder(cfg)
-      res = pareto.run(cfg, progress=False, accuracy=shared, algorithm=algorithm)
+      res = PA.run(cfg, progress=False, accuracy=shared, algorithm=algorithm)
       seconds[label] += time.perf_counter() - t0
       fronts[label].append(res.F[res.front])
       everything.append(res.F[res.feasible])
   allf = np.concatenate(everything)
   lo, hi = allf.min(0), allf.max(0)
-  hv = {a: [pareto.hypervolume(f, lo, hi) for f in fronts[a]] for a in labels}
+  hv = {a: [PA.hypervolume(f, lo, hi) for f in fronts[a]] for a in labels}
   budget = population * generations
   print(f"budget {budget} evaluations per run, {seeds} seeds, pop {population}, gens {generations}")
   print(f"{'algorithm':<20}{'HV mean':>10}{'HV std':>10}{'front':>8}{'s/run':>8}{'/random':>9}")

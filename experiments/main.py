@@ -25,6 +25,7 @@ from nf_jax import distributed, sweep, watchdog
 from nf_jax import train as tr
 
 FLAGS = flags.FLAGS
+distributed.define_flags()
 flags.DEFINE_string("workdir", None, "Folder for results.csv, results.json, plots, checkpoints.")
 config_flags.DEFINE_config_file(
   "config", None, "Config file (append :runlocal for a one-step smoke run).", lock_config=True

@@ -21,23 +21,29 @@ import jax
 from absl import flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-  "coordinator_address",
-  None,
-  "host:port of process 0 (every process passes the same); with --num_processes and "
-  "--process_id, calls jax.distributed.initialize (multi-host; see nf_jax/distributed.py).",
-)
-flags.DEFINE_integer("num_processes", None, "Processes (hosts) in a multi-host run.")
-flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
-flags.DEFINE_bool(
-  "distributed",
-  False,
-  "Multi-host on a cluster JAX detects by itself (SLURM, Open MPI, Cloud TPU): calls "
-  "jax.distributed.initialize() with no arguments.",
-)
-flags.DEFINE_integer(
-  "distributed_timeout_s", 300, "Seconds to wait for every process to join the group."
-)
+
+
+def define_flags() -> None:
+  """Defines the multi-host flags (idempotent); a CLI calls it when it starts, never at import."""
+  if "coordinator_address" in FLAGS:
+    return
+  flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "host:port of process 0 (every process passes the same); with --num_processes and "
+    "--process_id, calls jax.distributed.initialize (multi-host; see nf_jax/distributed.py).",
+  )
+  flags.DEFINE_integer("num_processes", None, "Processes (hosts) in a multi-host run.")
+  flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
+  flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Multi-host on a cluster JAX detects by itself (SLURM, Open MPI, Cloud TPU): calls "
+    "jax.distributed.initialize() with no arguments.",
+  )
+  flags.DEFINE_integer(
+    "distributed_timeout_s", 300, "Seconds to wait for every process to join the group."
+  )
 
 
 def check_args(
@@ -106,7 +112,8 @@ def initialize(
 
 
 def initialize_from_flags() -> None:
-  """:func:`initialize` with this module's flags (the CLIs call it first thing in ``main``)."""
+  """:func:`initialize` with the flags of :func:`define_flags` (the CLIs call it first thing in
+  ``main``)."""
   initialize(
     FLAGS.coordinator_address,
     FLAGS.num_processes,

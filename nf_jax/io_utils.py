@@ -63,9 +63,16 @@ def atomic_write_text(path: str, text: str) -> None:
     raise
 
 
-def rows_to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+def rows_to_csv(
+  rows: Iterable[Mapping[str, Any]],
+  columns: Sequence[str] | None = None,
+  float_format: str | None = None,
+) -> str:
   """CSV text of ``rows``: a header of ``columns`` (default: the first row's keys, in order) and
   one line per row; ``""`` for no rows and no columns.
+
+  ``float_format``: format spec of float cells (e.g. ``".6g"``); None writes ``str(value)``,
+  which reads back exactly.
 
   Raises:
     ValueError: a row has a key that is not a column (a missing key is written empty).
@@ -78,15 +85,21 @@ def rows_to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
   writer.writeheader()
-  writer.writerows(rows)
+  for row in rows:
+    if float_format is not None:
+      row = {k: format(v, float_format) if isinstance(v, float) else v for k, v in row.items()}
+    writer.writerow(row)
   return buffer.getvalue()
 
 
 def atomic_write_csv(
-  path: str, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None
+  path: str,
+  rows: Iterable[Mapping[str, Any]],
+  columns: Sequence[str] | None = None,
+  float_format: str | None = None,
 ) -> None:
   """:func:`rows_to_csv` written to ``path`` with :func:`atomic_write_text`."""
-  atomic_write_text(path, rows_to_csv(rows, columns))
+  atomic_write_text(path, rows_to_csv(rows, columns, float_format))
 
 
 def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:
@@ -109,33 +122,6 @@ def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:
     if isinstance(err, OSError):
       raise _write_error(path, err) from err
     raise
-
-
-def csv_text(
-  rows: Iterable[Mapping[str, Any]],
-  columns: Sequence[str] | None = None,
-  float_format: str | None = None,
-) -> str:
-  """CSV text (``\\n`` line ends) of ``rows`` under a header.
-
-  Args:
-    rows: one mapping per row; every row has the header's keys.
-    columns: the header (default: the first row's keys); with no rows and no columns, ``""``.
-    float_format: format spec of float cells (``".6g"``); None: ``str(value)``, which reads back
-      exactly.
-  """
-  rows = list(rows)
-  columns = list(rows[0]) if columns is None and rows else columns
-  if not columns:
-    return ""
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-  writer.writeheader()
-  for row in rows:
-    if float_format is not None:
-      row = {k: format(v, float_format) if isinstance(v, float) else v for k, v in row.items()}
-    writer.writerow(row)
-  return buf.getvalue()
 
 
 def check_workdir(path: str) -> None:

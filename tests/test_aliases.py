@@ -18,14 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCANNED = ("nf_jax", "kernels", "benchmarks", "experiments", "scripts", "tests")
 SOURCES = (("nf_jax", "nf_jax"), ("kernels", "nf_jax.kernels"))
 # (path, local name, module) -> why it still differs from the module's one name.
-KNOWN = {
-  ("nf_jax/pareto_search.py", "TR", "nf_jax.train"): "pareto package split (another branch)",
-  ("nf_jax/pareto_search.py", "D", "nf_jax.data"): "pareto package split (another branch)",
-  ("nf_jax/pareto_search.py", "P", "nf_jax.proxy"): "pareto package split (another branch)",
-  ("tests/test_pareto.py", "TR", "nf_jax.train"): "pareto package split (another branch)",
-  ("tests/test_kernels.py", "train", "nf_jax.train"): "train._bind goes (issue 15 item 3)",
-  ("tests/test_kernels_export.py", "train", "nf_jax.train"): "train._bind goes (item 3)",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def project_modules() -> set[str]:

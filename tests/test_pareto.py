@@ -330,7 +330,7 @@ def test_benchmark_smoke():
 
 def test_train_accuracy_path_matches_trainer_and_caches():
   """--accuracy=train: a runlocal-size training per distinct topology, cached by genome."""
-  from nf_jax import train as TR
+  from nf_jax import train as tr
   from nf_jax.data import Dataset, split_validation
 
   rng = np.random.default_rng(0)
@@ -358,10 +358,10 @@ def test_train_accuracy_path_matches_trainer_and_caches():
   )
   got = ev.evaluate(xs)
   assert len(calls) == 1 and calls[0] == [("random", 256, {"skip": False, "fan_in": 4, "depth": 1})]
-  ref = TR.train(
-    TR.ModelSpec.create("random", 256, fan_in=4, depth=1, skip=False),
+  ref = tr.train(
+    tr.ModelSpec.create("random", 256, fan_in=4, depth=1, skip=False),
     ds,
-    TR.TrainConfig(num_epochs=1, steps_per_epoch=3, log_every=10),
+    tr.TrainConfig(num_epochs=1, steps_per_epoch=3, log_every=10),
     progress=False,
   )
   np.testing.assert_allclose(got["accuracy"], [ref.val_accuracy] * 2)

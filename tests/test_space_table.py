@@ -13,8 +13,9 @@ import pytest
 from nf_jax import pareto as PA
 from nf_jax import space_table, sweep
 from nf_jax import train as tr
-from nf_jax.pareto import accuracy, report
+from nf_jax.pareto import accuracy as A
 from nf_jax.pareto import problem as PP
+from nf_jax.pareto import report
 
 SMALL_SPACE = [
   ("butterfly", 1024, {"skip": False, "radix": 32, "depth": 2}),
@@ -157,7 +158,7 @@ def test_partial_table_predicts_the_rest_with_intervals_and_flags(tmp_path):
   path = str(tmp_path / "table.csv")
   table = _space_table(path, np.random.default_rng(1), drop_family="clos")
   config = PA.SearchConfig(accuracy="table", table=path, **TINY)
-  fn, cal, describe = accuracy.table_accuracy_fn(config)
+  fn, cal, describe = A.table_accuracy_fn(config)
   assert cal is not None and cal.num_rows == len(table)
   space = PP.topology_space()
   clos = [s for s in space if s[0] == "clos"]
@@ -232,6 +233,11 @@ def test_benchmark_report_selects_on_validation_and_pairs_by_band():
   claim = report.claim_test(table)
   assert claim["bands_with_claimed"] == 2 and claim["claimed_wins"] == 1
   assert claim["mean_test_difference"] == pytest.approx((-0.02 - 0.05) / 2)
+  assert claim["seed_pairs"] == 2  # paired by seed: (band, seed) differences -0.02 and -0.05
+  assert [list(w[3].values()) for w in claim["winners"]] == [
+    [pytest.approx(-0.02)],
+    [pytest.approx(-0.05)],
+  ]
 
 
 def test_judge_compares_calibration_sets_by_leave_one_out_error():

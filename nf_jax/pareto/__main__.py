@@ -32,7 +32,8 @@ from absl import app, flags
 
 from nf_jax.cli import overridden
 from nf_jax.pareto import config as pareto_config
-from nf_jax.pareto import report, search
+from nf_jax.pareto import report
+from nf_jax.pareto import search as PS
 
 FLAGS = flags.FLAGS
 
@@ -43,7 +44,9 @@ def define_flags() -> None:
     return
   from ml_collections import config_flags
 
-  from nf_jax import distributed  # noqa: F401  (defines the multi-host flags)
+  from nf_jax import distributed
+
+  distributed.define_flags()
 
   flags.DEFINE_string("workdir", None, "Output folder (default ./runs/pareto-<UTC timestamp>).")
   config_flags.DEFINE_config_file(
@@ -102,7 +105,7 @@ def main(argv: Sequence[str]) -> None:
       "runs", "pareto-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     )
     t0 = time.time()
-    result = search.run(
+    result = PS.run(
       config,
       workdir,
       resume=FLAGS.resume,

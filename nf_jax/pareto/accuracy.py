@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 
 from nf_jax import calibration as C
-from nf_jax import proxy as P
+from nf_jax import proxy
 from nf_jax.pareto import problem as PP
 from nf_jax.pareto.config import SearchConfig
 
@@ -85,7 +85,7 @@ def table_accuracy_fn(
     ]
     acc = np.asarray([table.entries[PP.topology_key(*s)].val_mean for s in measured])
     names = tuple(config.features)
-    x = C.features(measured + missing, names, P.FitConfig(steps=config.fit_steps))
+    x = C.features(measured + missing, names, proxy.FitConfig(steps=config.fit_steps))
     source = f"{table.source} (validation means of {len(measured)} topologies)"
     cal = C.fit_features(x[: len(measured)], acc, names, source=source)
     pred = cal.predict_features(x[len(measured) :])
@@ -142,11 +142,11 @@ def proxy_accuracy_fn(config: SearchConfig) -> tuple[PP.AccuracyFn, C.Calibratio
   each fit shape group then compiles once, instead of once per generation and batch size, and
   every later evaluation is a table lookup. Structural features are cheap and scored on demand.
   """
-  fit_config = P.FitConfig(steps=config.fit_steps)
+  fit_config = proxy.FitConfig(steps=config.fit_steps)
   specs, acc = C.load_results(config.calibration)
   names = tuple(config.features)
   table: dict[str, float] = {}
-  if any(n in P.FIT_SCORES for n in names):
+  if any(n in proxy.FIT_SCORES for n in names):
     space = PP.topology_space()
     x = C.features(list(specs) + space, names, fit_config)
     cal = C.fit_features(x[: len(specs)], acc, names, source=config.calibration)
@@ -183,25 +183,25 @@ def train_accuracy_fn(config: SearchConfig, dataset: Any = None) -> PP.AccuracyF
   ``dataset`` defaults to Fashion-MNIST (:func:`nf_jax.data.load`); results are cached by the
   evaluator per topology, so a topology trains once per run (and once across resumes).
   """
-  from nf_jax import data as D
-  from nf_jax import train as TR
+  from nf_jax import data
+  from nf_jax import train as tr
 
   state: dict[str, Any] = {"ds": dataset}
 
   def fn(specs):
     if state["ds"] is None:
-      state["ds"] = D.split_validation(D.load("fashion_mnist"), 10000)
+      state["ds"] = data.split_validation(data.load("fashion_mnist"), 10000)
     ds = state["ds"]
     if ds.x_val is None:
       raise ValueError(
         "the dataset has no validation split, which --accuracy=train selects on; pass "
         "nf_jax.data.split_validation(dataset, size)"
       )
-    model_specs = [TR.ModelSpec.create(name, n, **params) for name, n, params in specs]
-    tc = TR.TrainConfig(num_epochs=1, steps_per_epoch=config.train_steps, log_every=10)
+    model_specs = [tr.ModelSpec.create(name, n, **params) for name, n, params in specs]
+    tc = tr.TrainConfig(num_epochs=1, steps_per_epoch=config.train_steps, log_every=10)
     acc = {}
-    for group in TR.group_compatible(model_specs, ds.x_train.shape[1]):
-      for r in TR.train_sweep(group, ds, tc, progress=False):
+    for group in tr.group_compatible(model_specs, ds.x_train.shape[1]):
+      for r in tr.train_sweep(group, ds, tc, progress=False):
         acc[r.spec] = r.val_accuracy if np.isfinite(r.val_accuracy) else 0.0
     return np.asarray([acc[s] for s in model_specs])
 

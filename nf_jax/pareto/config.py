@@ -23,7 +23,7 @@ import dataclasses
 import ml_collections
 
 from nf_jax import calibration as C
-from nf_jax import proxy as P
+from nf_jax import proxy
 from nf_jax.hw import fabric
 from nf_jax.pareto import operators
 
@@ -72,7 +72,7 @@ class SearchConfig:
   table: str = ""
   calibration: str = C.DEFAULT_CSV
   features: tuple[str, ...] = C.DEFAULT_FEATURES
-  fit_steps: int = P.FitConfig.steps
+  fit_steps: int = proxy.FitConfig.steps
   train_steps: int = 100
   max_area: float | None = None
   max_power: float | None = None
@@ -150,10 +150,10 @@ def unread_fields(config: SearchConfig) -> dict[str, str]:
     out["calibration"] = "is read only with --config.accuracy=proxy"
   if config.accuracy == "train":
     out["features"] = "is read only with --config.accuracy=proxy or table"
-  if config.accuracy == "train" or not set(config.features) & set(P.FIT_SCORES):
+  if config.accuracy == "train" or not set(config.features) & set(proxy.FIT_SCORES):
     out["fit_steps"] = (
       "is read only with --config.accuracy=proxy or table and a fit-based feature "
-      f"{P.FIT_SCORES} in --config.features"
+      f"{proxy.FIT_SCORES} in --config.features"
     )
   if config.accuracy != "train":
     out["train_steps"] = "is read only with --config.accuracy=train"

@@ -246,9 +246,7 @@ def write_outputs(result: SearchResult, workdir: str, plots: bool = True) -> lis
     ),
   ):
     path = os.path.join(workdir, name)
-    io_utils.atomic_write_text(
-      path, io_utils.csv_text(rows, columns if name == "pareto.csv" else None, ".6g")
-    )
+    io_utils.atomic_write_csv(path, rows, columns if name == "pareto.csv" else None, ".6g")
     paths.append(path)
   summary = dict(
     config={k: v for k, v in dataclasses.asdict(result.config).items()},
