@@ -24,11 +24,30 @@ def _default_mode() -> int:
   return 0o666 & ~umask
 
 
+def _write_error(path: str, err: OSError) -> OSError:
+  """``err`` (same errno and type) with a message naming ``path``, the state kept and the fix.
+
+  A failed ``write`` (a full disk: ENOSPC, a quota: EDQUOT) names no file by itself.
+  """
+  why = err.strerror or str(err)
+  fix = "free space there or write elsewhere, then rerun (or resume)"
+  message = f"could not write {path}: {why}; its previous version (if any) is unchanged; {fix}"
+  return type(err)(err.errno, message)
+
+
 def atomic_write_text(path: str, text: str) -> None:
-  """Writes ``text`` to ``path`` through a temporary file and ``os.replace``."""
+  """Writes ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+  Raises:
+    OSError: the file could not be written (e.g. a full disk); the message names ``path``,
+      ``path`` keeps its previous content and no temporary file is left.
+  """
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  except OSError as err:
+    raise _write_error(path, err) from err
   try:
     with os.fdopen(fd, "w") as f:
       f.write(text)
@@ -36,9 +55,11 @@ def atomic_write_text(path: str, text: str) -> None:
       os.fsync(f.fileno())
     os.chmod(tmp, _default_mode())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as err:
     if os.path.exists(tmp):
       os.unlink(tmp)
+    if isinstance(err, OSError):
+      raise _write_error(path, err) from err
     raise
 
 
@@ -84,15 +105,40 @@ def atomic_write_csv(
 def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:
   """``fig.savefig`` through a temporary file in the same folder, then ``os.replace``."""
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
   suffix = os.path.splitext(path)[1]
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+  try:
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+  except OSError as err:
+    raise _write_error(path, err) from err
   os.close(fd)
   try:
     fig.savefig(tmp, **kwargs)
     os.chmod(tmp, _default_mode())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as err:
     if os.path.exists(tmp):
       os.unlink(tmp)
+    if isinstance(err, OSError):
+      raise _write_error(path, err) from err
     raise
+
+
+def check_workdir(path: str) -> None:
+  """Creates ``path`` if needed and checks that files can be written there, before any work.
+
+  Raises:
+    ValueError: ``path`` is a file, or not writable (the reason from the OS); the message names
+      ``--workdir`` and the fix.
+  """
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"--workdir={path} is a file, not a folder; pass a folder path")
+  try:
+    os.makedirs(path, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    raise ValueError(
+      f"--workdir={path} is not writable ({err.strerror or err}); pass a writable folder"
+    ) from None

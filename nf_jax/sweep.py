@@ -355,10 +355,14 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
   Writes ``results.csv`` (the contract above), ``summary.csv`` (mean and std over seeds per
   configuration), ``results.json`` (config, summary, goal checks, timing) and the plots
   ``accuracy_vs_params.png`` and ``accuracy_vs_depth.png`` to ``workdir``.
+
+  Raises:
+    ValueError: before any training: a workdir that is a file or not writable, damaged
+      results, another recipe's results, a bad model entry or data set.
   """
   is_writer = jax.process_index() == 0  # multi-host: the others read the shared workdir
   if is_writer:
-    os.makedirs(workdir, exist_ok=True)
+    io_utils.check_workdir(workdir)
   tconfig = train_config(config)
   results_path = os.path.join(workdir, "results.csv")
   rows = read_results(results_path)
@@ -420,6 +424,13 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     bar.update(len(group))
     watchdog.beat(tr.WATCHDOG_SETUP_S, "between groups")
   bar.close()
+  groups_dir = os.path.join(workdir, "groups")
+  if is_writer and not config.get("keep_finished_checkpoints", False) and os.path.isdir(groups_dir):
+    # Every model is done now: a folder left here is a finished group's, whose deletion a kill
+    # interrupted (its rows are in results.csv).
+    for name in os.listdir(groups_dir):
+      logging.info("removing %s: checkpoints of a finished group", os.path.join(groups_dir, name))
+      shutil.rmtree(os.path.join(groups_dir, name), ignore_errors=True)
   summary = summarise(rows)
   report = {
     "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),

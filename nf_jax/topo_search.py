@@ -257,10 +257,15 @@ def write_results(rows: Sequence[dict[str, Any]], workdir: str, score: str, budg
 def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
   """Refuses settings :func:`run` cannot use, naming the field and the fix (before any work).
 
-  ``overrides``: the fields set on the command line (unused: every field applies).
+  ``overrides``: the fields set on the command line. A candidate-grid field
+  (:class:`nf_jax.topology.SearchGrid`: ``parallel_widths``, ``fan_ins``, ``random_seeds``) set
+  there or away from its default is refused when none of ``families`` reads it
+  (``Family.search_options``); each value of ``parallel_widths`` and ``fan_ins`` must be an
+  integer >= 1 that gives at least one valid topology of a family reading it (else it would be
+  dropped without a word, as ``fan_ins=0`` was).
   """
-  del overrides
-  cli.check_choices("families", cli.names(config.families), T.families())
+  families = cli.names(config.families)
+  cli.check_choices("families", families, T.families())
   if config.score not in proxy.SCORE_NAMES:
     raise ValueError(f"--config.score={config.score!r} is not one of {proxy.SCORE_NAMES}")
   if config.budget < 1:
@@ -275,6 +280,58 @@ def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = froz
       f"--config.depth_min={config.depth_min}, --config.depth_max={config.depth_max} must "
       "satisfy 1 <= depth_min <= depth_max"
     )
+  _check_grid(config, families, overrides)
+
+
+def _check_grid(
+  config: ml_collections.ConfigDict, families: Sequence[str], overrides: frozenset[str]
+) -> None:
+  """The candidate-grid part of :func:`validate`."""
+  default = T.SearchGrid()
+  readers = {
+    field: [f for f in families if field in T.family(f).search_options]
+    for field in ("parallel_widths", "fan_ins", "random_seeds")
+  }
+  for field, fams in readers.items():
+    if not fams and (field in overrides or config[field] != getattr(default, field)):
+      read_by = [f for f in T.families() if field in T.family(f).search_options]
+      raise ValueError(
+        f"--config.{field}={config[field]!r} is read only with {read_by} in --config.families "
+        f"(given {list(families)}): it would be ignored; drop it or add such a family"
+      )
+  for field in ("parallel_widths", "fan_ins"):
+    bad = [v for v in config[field] if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    if bad:
+      raise ValueError(f"--config.{field}: {bad[0]!r} is not an integer >= 1")
+  n, n_in = config.n, config.n_in or config.n
+  for field in ("parallel_widths", "fan_ins"):
+    for value in config[field] if readers[field] else ():
+      grid = dict(parallel_widths=config.parallel_widths, fan_ins=config.fan_ins)
+      grid[field] = (value,)
+      specs = candidate_specs(
+        n,
+        config.depth_min,
+        config.depth_max,
+        n_in=config.n_in,
+        families=readers[field],
+        random_seeds=config.random_seeds,
+        **grid,
+      )
+      if not any(_valid(name, n, n_in, params) for name, params in specs):
+        raise ValueError(
+          f"--config.{field}: {value} gives no valid {' or '.join(readers[field])} topology for "
+          f"n={n}, n_in={n_in}, depth in [{config.depth_min}, {config.depth_max}]; drop it "
+          "(a value must make at least one such topology)"
+        )
+
+
+def _valid(name: str, n: int, n_in: int, params: dict[str, Any]) -> bool:
+  """Whether the family accepts the spec (its own refusals, e.g. a fan-in above the width)."""
+  try:
+    spec_num_params(name, n, n_in, params)
+  except ValueError:
+    return False
+  return True
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:

@@ -572,6 +572,8 @@ class Family:
     search_grid: ``(n, n_in, depth, skip, grid) -> [params]``: the candidates
       ``nf_jax.topo_search`` tries at one depth (fixed-depth families: at their depth), or None
       when the search does not enumerate the family. May include invalid combinations.
+    search_options: the :class:`SearchGrid` fields ``search_grid`` reads (``nf_jax.topo_search``
+      refuses one that is set while none of the searched families reads it).
     genome_width: ``(radix, parallel) -> width=`` for the co-design genome's parallel gene
       (``nf_jax.pareto.problem.decode_topology``), or None when the family has no width.
   """
@@ -593,6 +595,7 @@ class Family:
   genome_width: Callable[[int, int], int] | None = None
   block_structured: bool = True
   search_grid: Callable[[int, int, int, bool, SearchGrid], list[dict[str, Any]]] | None = None
+  search_options: frozenset[str] = frozenset()
 
 
 _REGISTRY: dict[str, Family] = {}
@@ -695,6 +698,7 @@ register(
       for k in _exact_radices(n)
       for w in g.parallel_widths
     ],
+    search_options=frozenset({"parallel_widths"}),
   )
 )
 register(
@@ -736,6 +740,7 @@ register(
       if f <= min(n, n_in)
       for s in range(g.random_seeds)
     ],
+    search_options=frozenset({"fan_ins", "random_seeds"}),
   )
 )
 register(

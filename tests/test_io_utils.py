@@ -65,3 +65,26 @@ def test_io_utils_is_the_only_csv_writer():
               writers.add(os.path.relpath(path, root))
   assert writers - known == set(), "write CSV with io_utils.rows_to_csv / atomic_write_csv"
   assert "nf_jax/io_utils.py" in writers
+
+
+def test_check_workdir_creates_or_refuses_with_the_fix(tmp_path):
+  io_utils.check_workdir(str(tmp_path / "new" / "run"))
+  assert os.listdir(tmp_path / "new" / "run") == []  # created, the probe file removed
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(ValueError, match=r"--workdir=.*file is a file, not a folder; pass a folder"):
+    io_utils.check_workdir(str(tmp_path / "file"))
+  with pytest.raises(ValueError, match=r"--workdir=.*sub is not writable \(Not a directory\)"):
+    io_utils.check_workdir(str(tmp_path / "file" / "sub"))
+
+
+def test_sweep_refuses_a_file_workdir_before_reading_anything(tmp_path, monkeypatch):
+  """It used to end in a bare FileExistsError from os.makedirs."""
+  from nf_jax import sweep
+
+  def no_reading(*args, **kwargs):
+    raise AssertionError("results were read before the workdir was checked")
+
+  monkeypatch.setattr(sweep, "read_results", no_reading)
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(ValueError, match="is a file, not a folder"):
+    sweep.run({}, str(tmp_path / "file"), progress=False)

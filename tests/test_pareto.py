@@ -176,7 +176,9 @@ def test_invalid_flag_combinations_raise():
     PA.SearchConfig(population=8, n_partitions=3)
   with pytest.raises(ValueError, match="inner_partitions=-1 must be >= 0"):
     PA.SearchConfig(inner_partitions=-1)
-  with pytest.raises(ValueError, match="only apply to --config.accuracy=proxy"):
+  with pytest.raises(
+    ValueError, match="--config.features=.* is read only with --config.accuracy=proxy or table"
+  ):
     PA.SearchConfig(accuracy="train", features=FEATURES)
   with pytest.raises(ValueError, match="min_accuracy=1.5"):
     PA.SearchConfig(min_accuracy=1.5)

@@ -12,9 +12,11 @@ The search's settings come from ``--config`` (a file with a ``get_config()``; de
 --compilation_cache --generation_delay_s`` and the multi-host flags of every CLI
 (:mod:`nf_jax.distributed`: ``--coordinator_address --num_processes --process_id`` or
 ``--distributed``; every process must see the same ``--workdir`` on a shared filesystem, and
-only process 0 writes it). Bad settings, a workdir holding another run, a corrupt checkpoint and
-an infeasible constraint exit non-zero with a message that names the fix. Compiled XLA programs
-are kept in JAX's persistent cache (:mod:`nf_jax.compile_cache`) unless
+only process 0 writes it). Bad settings, a setting the chosen mode never reads
+(``--config.table`` without ``--config.accuracy=table``, ``--config.n_partitions`` without
+``--config.algorithm=nsga3``, ...: :func:`validate`), a workdir holding another run, a corrupt
+checkpoint and an infeasible constraint exit non-zero with a message that names the fix.
+Compiled XLA programs are kept in JAX's persistent cache (:mod:`nf_jax.compile_cache`) unless
 ``--nocompilation_cache``. Flags are defined by :func:`define_flags` when the command starts,
 never on import.
 """
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 
 from absl import app, flags
 
+from nf_jax.cli import overridden
 from nf_jax.pareto import config as pareto_config
 from nf_jax.pareto import report
 from nf_jax.pareto import search as PS
@@ -65,6 +68,23 @@ def define_flags() -> None:
   flags.DEFINE_float("generation_delay_s", 0.0, "Sleep per generation (interruption demos).")
 
 
+def validate(config: pareto_config.SearchConfig, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses a field the search's accuracy mode or algorithm never reads (before any work).
+
+  ``overrides``: the fields set on the command line (:func:`nf_jax.cli.overridden`). A field
+  of :func:`nf_jax.pareto.config.unread_fields` is refused when it was set there or differs from
+  its default (from a ``--config`` file). :class:`~nf_jax.pareto.config.SearchConfig` itself
+  refuses the accuracy fields away from their defaults; the CLI adds the algorithm's fields.
+  """
+  unread = {
+    field: why
+    for field, why in pareto_config.unread_fields(config).items()
+    if field in overrides or not pareto_config.is_default(config, field)
+  }
+  if unread:
+    raise ValueError(pareto_config.refusal(config, unread))
+
+
 def main(argv: Sequence[str]) -> None:
   from nf_jax import distributed
   from nf_jax.compile_cache import enable_compilation_cache
@@ -77,7 +97,10 @@ def main(argv: Sequence[str]) -> None:
       enable_compilation_cache()
     if FLAGS.resume and not FLAGS.workdir:
       raise ValueError("--resume needs --workdir (the folder of the interrupted run)")
+    if FLAGS.overwrite and not FLAGS.workdir:
+      raise ValueError("--overwrite needs --workdir (the default workdir is a new folder); drop it")
     config = pareto_config.search_config(FLAGS.config)
+    validate(config, overridden(sys.argv))
     workdir = FLAGS.workdir or os.path.join(
       "runs", "pareto-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     )

@@ -107,21 +107,13 @@ class SearchConfig:
         raise ValueError(f"{field}={v} must be > 0 (or unset)")
     if self.min_accuracy is not None and not 0.0 < self.min_accuracy < 1.0:
       raise ValueError(f"min_accuracy={self.min_accuracy} must be in (0, 1)")
-    if self.accuracy == "train" and (
-      self.calibration != C.DEFAULT_CSV or tuple(self.features) != C.DEFAULT_FEATURES
-    ):
-      raise ValueError(
-        "--config.calibration/--config.features only apply to --config.accuracy=proxy or table; "
-        "drop them with --config.accuracy=train"
-      )
-    if self.accuracy == "table" and self.calibration != C.DEFAULT_CSV:
-      raise ValueError(
-        "--config.calibration only applies to --config.accuracy=proxy (the table mode calibrates "
-        "its predictions for untrained topologies on the table itself); drop it or pass "
-        "--config.accuracy=proxy"
-      )
-    if self.table and self.accuracy != "table":
-      raise ValueError("--config.table only applies to --config.accuracy=table; drop it")
+    unread = {
+      field: why
+      for field, why in unread_fields(self).items()
+      if field in ACCURACY_FIELDS and not is_default(self, field)
+    }
+    if unread:
+      raise ValueError(refusal(self, unread))
     bad = [f for f in self.features if f not in C.FEATURES]
     if bad:
       raise ValueError(f"features {bad} unknown; choose from {C.FEATURES}")
@@ -131,6 +123,55 @@ class SearchConfig:
     return tuple(
       n for n in ("max_area", "max_power", "min_accuracy") if getattr(self, n) is not None
     )
+
+
+# Fields read only by some accuracy modes: a SearchConfig refuses one set away from its default
+# where its mode never reads it. The algorithm's fields (n_partitions, inner_partitions) are
+# refused only by the CLI: a library caller may run one config under each algorithm (as
+# benchmarks/pareto_bench.py does).
+ACCURACY_FIELDS = ("table", "calibration", "features", "fit_steps", "train_steps")
+ALGORITHM_FIELDS = ("n_partitions", "inner_partitions")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+
+
+def is_default(config: SearchConfig, field: str) -> bool:
+  """Whether ``config.<field>`` holds the dataclass default (``features`` as a tuple)."""
+  value = getattr(config, field)
+  return (tuple(value) if field == "features" else value) == _DEFAULTS[field]
+
+
+def unread_fields(config: SearchConfig) -> dict[str, str]:
+  """The fields of ``ACCURACY_FIELDS + ALGORITHM_FIELDS`` that ``config``'s accuracy mode and
+  algorithm never read, each with when it is read (whatever its value)."""
+  out = {}
+  if config.accuracy != "table":
+    out["table"] = "is read only with --config.accuracy=table"
+  if config.accuracy != "proxy":  # table mode calibrates on the table itself
+    out["calibration"] = "is read only with --config.accuracy=proxy"
+  if config.accuracy == "train":
+    out["features"] = "is read only with --config.accuracy=proxy or table"
+  if config.accuracy == "train" or not set(config.features) & set(proxy.FIT_SCORES):
+    out["fit_steps"] = (
+      "is read only with --config.accuracy=proxy or table and a fit-based feature "
+      f"{proxy.FIT_SCORES} in --config.features"
+    )
+  if config.accuracy != "train":
+    out["train_steps"] = "is read only with --config.accuracy=train"
+  if config.algorithm != "nsga3":
+    for field in ALGORITHM_FIELDS:
+      out[field] = "is read only with --config.algorithm=nsga3 (its reference directions)"
+  return out
+
+
+def refusal(config: SearchConfig, unread: dict[str, str]) -> str:
+  """The message refusing the ``unread`` fields of ``config`` (field -> when it is read)."""
+  listed = "; ".join(
+    f"--config.{field}={getattr(config, field)!r} {why}" for field, why in unread.items()
+  )
+  return (
+    f"{listed} (accuracy={config.accuracy!r}, algorithm={config.algorithm!r}): it would be "
+    "ignored; drop it, or choose the mode that reads it"
+  )
 
 
 def get_config() -> ml_collections.ConfigDict:

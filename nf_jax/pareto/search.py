@@ -28,10 +28,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.resources
 import itertools
 import json
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -94,7 +94,8 @@ def _file_sha256(path: str) -> str | None:
 
 
 def _config_record(config: SearchConfig) -> dict[str, Any]:
-  """``config`` as JSON data; the calibration CSV by content (name + sha256), not by path.
+  """``config`` as JSON data; the calibration CSV and benchmark table by content (name + sha256),
+  not by path.
 
   A path would tie the checkpoint to one checkout; the hash lets a moved workdir or repository
   resume while still refusing a different calibration.
@@ -104,7 +105,19 @@ def _config_record(config: SearchConfig) -> dict[str, Any]:
   record["calibration"] = dict(
     name=os.path.basename(config.calibration), sha256=_file_sha256(config.calibration)
   )
+  if config.accuracy == "table":  # read only then; by content too (the committed one changes)
+    record["table"] = _table_record(config.table)
   return record
+
+
+def _table_record(path: str) -> dict[str, str | None]:
+  """The benchmark table's name and sha256 (``""``: the committed package table)."""
+  if path:
+    return dict(name=os.path.basename(path), sha256=_file_sha256(path))
+  from nf_jax import space_table
+
+  data = importlib.resources.files("nf_jax.tables").joinpath(space_table.PACKAGE_TABLE)
+  return dict(name=space_table.PACKAGE_TABLE, sha256=hashlib.sha256(data.read_bytes()).hexdigest())
 
 
 def _canonical(payload: Any) -> str:
@@ -273,6 +286,8 @@ def _check_start(config: SearchConfig, workdir: str | None, resume: bool, overwr
   if workdir is None:
     if resume:
       raise ValueError(f"--resume needs --workdir (the folder holding {CHECKPOINT})")
+    if overwrite:
+      raise ValueError("--overwrite needs --workdir (the run it would replace); drop it")
     return
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"--workdir={workdir} is a file, not a folder; pass a folder path")
@@ -297,17 +312,8 @@ def _check_start(config: SearchConfig, workdir: str | None, resume: bool, overwr
         f"--workdir={workdir} holds another run ({', '.join(held)}); continue it with --resume, "
         "pass a new --workdir, or replace it with --overwrite"
       )
-  if jax.process_index() != 0:  # only process 0 writes (multi-host: one shared workdir)
-    return
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=workdir, prefix=".write-test-")
-    os.close(fd)
-    os.unlink(probe)
-  except OSError as err:
-    raise ValueError(
-      f"--workdir={workdir} is not writable ({err.strerror or err}); pass a writable folder"
-    ) from None
+  if jax.process_index() == 0:  # only process 0 writes (multi-host: one shared workdir)
+    io_utils.check_workdir(workdir)
 
 
 @functools.cache
