@@ -181,7 +181,9 @@ def plot(topos: Sequence[dict[str, Any]], dense: float, path: str) -> None:
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(8, 5))
-  for family in sorted({t["family"] for t in topos}):
+  # One colour per family, one marker per skip (the default cycle repeats after 10 series).
+  colours = plt.get_cmap("tab10").colors
+  for i, family in enumerate(sorted({t["family"] for t in topos})):
     for skip, marker in ((False, "o"), (True, "^")):
       pts = [t for t in topos if t["family"] == family and t["skip"] == skip]
       if pts:
@@ -190,6 +192,7 @@ def plot(topos: Sequence[dict[str, Any]], dense: float, path: str) -> None:
           [100 * _mean(t["val"]) for t in pts],
           s=14,
           marker=marker,
+          color=colours[i % len(colours)],
           label=f"{family}{' + skip' if skip else ''}",
         )
   if math.isfinite(dense):
