@@ -15,14 +15,17 @@ Command (two parts, each from its own workdir, then merged and checked complete)
   python experiments/main.py --workdir=runs/space_benchmark \
       --config=experiments/configs/space_benchmark.py   # trains nothing if the parts are done
 
-Expected runtime: the benchmark's, divided by the parts that run at once (per model, a part
-trains as fast as the whole config on a core of its own). Expected result: the benchmark's.
-The nn.Dense baseline trains in part 0.
+``:runlocal`` (or ``:k/m,runlocal``) shrinks part 0 of 2 (or part k of m) to a smoke run.
+
+Expected runtime on 2 CPU cores: the benchmark's (3-4 h), divided by the parts that run at
+once, up to about two: one training process keeps about one core busy (measured in
+experiments/README.md). Expected result: the benchmark's. The nn.Dense baseline trains in
+part 0.
 """
 
 from __future__ import annotations
 
-from configs import space_benchmark
+from configs import default, space_benchmark
 
 
 def parse_part(arg: str | None) -> tuple[int, int]:
@@ -40,8 +43,9 @@ def parse_part(arg: str | None) -> tuple[int, int]:
 
 
 def get_config(arg: str | None = None):
-  k, m = parse_part(arg)
+  smoke = arg == "runlocal" or str(arg).endswith(",runlocal")
+  k, m = (0, 2) if arg == "runlocal" else parse_part(str(arg).removesuffix(",runlocal"))
   config = space_benchmark.get_config()
   config.models = [entry for i, entry in enumerate(config.models) if i % m == k]
   config.include_dense = bool(config.include_dense) and k == 0
-  return config
+  return default.runlocal(config, keep=3) if smoke else config
