@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from absl import app, flags
 
-from nf_jax import sweep
+from nf_jax import results as R
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(ROOT, "experiments")
@@ -144,11 +144,11 @@ def _sweep_landed(wd: str) -> str:
 def _sweep_outputs(wd: str) -> dict:
   rows = [
     {k: v for k, v in r.items() if k not in TIMINGS}
-    for r in sweep.read_results(os.path.join(wd, "results.csv"))
+    for r in R.read_results(os.path.join(wd, "results.csv"))
   ]
   curves = [
     {k: v for k, v in c.items() if k not in TIMINGS}
-    for c in sweep.read_curves(os.path.join(wd, "curves.jsonl"))
+    for c in R.read_curves(os.path.join(wd, "curves.jsonl"))
   ]
   return {
     "rows": sorted(rows, key=lambda r: json.dumps(r, sort_keys=True)),

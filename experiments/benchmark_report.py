@@ -35,7 +35,8 @@ import numpy as np
 from absl import app, flags
 from scipy import stats
 
-from nf_jax import io_utils, space_table, sweep
+from nf_jax import io_utils, space_table
+from nf_jax import results as R
 from nf_jax.pareto import problem as PP
 
 CLAIMED = ("parallel_butterfly", True)  # (family, skip) the paper reports best
@@ -50,7 +51,7 @@ def _float(v: Any) -> float:
 
 def per_topology(results_dir: str) -> list[dict[str, Any]]:
   """Per space spec with rows: family, skip, params, per-seed val/test (dicts by seed)."""
-  rows = sweep.read_results(os.path.join(results_dir, "results.csv"))
+  rows = R.read_results(os.path.join(results_dir, "results.csv"))
   by_identity: dict[tuple, list[dict[str, str]]] = {}
   for r in rows:
     by_identity.setdefault(space_table.row_identity(r), []).append(r)
@@ -213,8 +214,8 @@ def main(argv: Sequence[str]) -> None:
   topos = per_topology(FLAGS.results)
   if not topos:
     raise app.UsageError(f"no topology of the space has rows in {FLAGS.results}")
-  rows = sweep.read_results(os.path.join(FLAGS.results, "results.csv"))
-  dense_rows = [r for r in rows if r["name"] == "dense" and r["weight_init"] == sweep.DENSE_INIT]
+  rows = R.read_results(os.path.join(FLAGS.results, "results.csv"))
+  dense_rows = [r for r in rows if r["name"] == "dense" and r["weight_init"] == R.DENSE_INIT]
   dense_val = np.mean([_float(r["val_accuracy"]) for r in dense_rows]) if dense_rows else math.nan
   dense_test = [_float(r["test_accuracy"]) for r in dense_rows]
   table = family_table(topos)

@@ -1,7 +1,7 @@
 """Merges the results of several training workdirs of one recipe into one workdir.
 
 For a benchmark trained by parts side by side (``configs/space_benchmark_part.py``) or over
-sittings on several machines. Rows are matched by :func:`nf_jax.sweep.model_key` (model,
+sittings on several machines. Rows are matched by :func:`nf_jax.results.model_key` (model,
 seeds, epochs, recipe); the target's rows come first and are never replaced, a model trained in
 two workdirs is kept once (the first seen) and counted, and each kept row keeps its learning
 curve. Workdirs of another recipe (``recipe.json``) are refused before anything is written.
@@ -23,7 +23,8 @@ from typing import Any
 
 from absl import app, flags
 
-from nf_jax import io_utils, sweep
+from nf_jax import io_utils
+from nf_jax import results as R
 
 
 def _recipe(workdir: str) -> dict[str, Any] | None:
@@ -52,18 +53,16 @@ def merge(into: str, workdirs: Sequence[str]) -> dict[str, int]:
     raise ValueError(
       f"{other} were trained under another recipe than {reference}; merge only one recipe"
     )
-  rows = sweep.read_results(os.path.join(into, "results.csv"))
-  curves = sweep.read_curves(os.path.join(into, "curves.jsonl"))
-  seen = {sweep.model_key(r, r["epochs"]) for r in rows}
+  rows = R.read_results(os.path.join(into, "results.csv"))
+  curves = R.read_curves(os.path.join(into, "curves.jsonl"))
+  seen = {R.model_key(r, r["epochs"]) for r in rows}
   added: dict[str, int] = {}
   for w in workdirs:
-    theirs = sweep.read_results(os.path.join(w, "results.csv"))
-    new = [r for r in theirs if sweep.model_key(r, r["epochs"]) not in seen]
-    keys = {sweep.model_key(r, r["epochs"]) for r in new}
+    theirs = R.read_results(os.path.join(w, "results.csv"))
+    new = [r for r in theirs if R.model_key(r, r["epochs"]) not in seen]
+    keys = {R.model_key(r, r["epochs"]) for r in new}
     rows += new
-    curves += [
-      c for c in sweep.read_curves(os.path.join(w, "curves.jsonl")) if tuple(c["key"]) in keys
-    ]
+    curves += [c for c in R.read_curves(os.path.join(w, "curves.jsonl")) if tuple(c["key"]) in keys]
     seen |= keys
     added[w] = len(new)
   os.makedirs(into, exist_ok=True)
@@ -71,8 +70,8 @@ def merge(into: str, workdirs: Sequence[str]) -> dict[str, int]:
     io_utils.atomic_write_text(
       os.path.join(into, "recipe.json"), json.dumps(reference, indent=2, sort_keys=True)
     )
-  sweep.write_curves(os.path.join(into, "curves.jsonl"), curves)  # before rows, as sweep does
-  sweep.write_results(os.path.join(into, "results.csv"), rows)
+  R.write_curves(os.path.join(into, "curves.jsonl"), curves)  # before rows, as sweep does
+  R.write_results(os.path.join(into, "results.csv"), rows)
   return added
 
 
@@ -82,7 +81,7 @@ def main(argv: Sequence[str]) -> None:
   added = merge(FLAGS.into, FLAGS.workdirs)
   for w, n in added.items():
     print(f"{w}: {n} rows added")
-  total = len(sweep.read_results(os.path.join(FLAGS.into, "results.csv")))
+  total = len(R.read_results(os.path.join(FLAGS.into, "results.csv")))
   print(f"{FLAGS.into}: {total} rows")
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # as main.py: `c
 from configs import recipe_sweep  # noqa: E402
 
 from nf_jax import io_utils, sweep  # noqa: E402
+from nf_jax import results as R  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str]) -> None:
     config.train.learning_rate = lr
     workdir = os.path.join(FLAGS.workdir, f"lr={lr:g}")
     sweep.run(config, workdir, progress=FLAGS.progress)
-    per_rate[lr] = sweep.read_results(os.path.join(workdir, "results.csv"))
+    per_rate[lr] = R.read_results(os.path.join(workdir, "results.csv"))
   chosen, table = select(per_rate)
   models = list(table[0]["models"])
   lines = [

@@ -1,6 +1,6 @@
 r"""Turns a topology-study workdir into the committed results and the claim tables.
 
-Reads ``<study>/results.csv`` (the ``nf_jax.sweep.RESULT_COLUMNS`` contract; several workdirs
+Reads ``<study>/results.csv`` (the ``nf_jax.results.RESULT_COLUMNS`` contract; several workdirs
 are merged, for a study split over processes, and a model in two of them is refused), and writes to
 ``--out``: a copy of ``results.csv``, ``summary.csv`` (mean, std over seeds per configuration),
 the two plots of :func:`nf_jax.sweep.plot`, and ``report.md`` with
@@ -33,6 +33,7 @@ import numpy as np
 from absl import app, flags
 
 from nf_jax import io_utils, sweep
+from nf_jax import results as R
 
 # Bands as (low, high, label), both ends inclusive; a density is a fraction of the dense layer.
 DENSITY_BANDS = (
@@ -239,11 +240,11 @@ def merged_rows(studies: Sequence[str]) -> list[dict[str, str]]:
   rows, seen = [], {}
   for study in studies:
     results = os.path.join(study, "results.csv")
-    part = sweep.read_results(results)
+    part = R.read_results(results)
     if not part:
       raise FileNotFoundError(f"{results} has no rows: run the study first (see its config)")
     for row in part:
-      key = sweep.model_key(row, row["epochs"])
+      key = R.model_key(row, row["epochs"])
       if key in seen:
         raise ValueError(f"model {key} is in both {seen[key]} and {study}; drop one of them")
       seen[key] = study
@@ -262,12 +263,12 @@ def write_report(
   summary = sweep.summarise(rows)
   ref = None
   if reference:
-    ref_rows = sweep.read_results(reference)
+    ref_rows = R.read_results(reference)
     if not ref_rows:
       raise FileNotFoundError(f"--reference={reference} has no rows")
     ref = (reference, sweep.summarise(ref_rows))
   os.makedirs(out, exist_ok=True)
-  sweep.write_results(os.path.join(out, "results.csv"), rows)
+  R.write_results(os.path.join(out, "results.csv"), rows)
   sweep.write_summary_csv(os.path.join(out, "summary.csv"), summary)
   sweep.plot(summary, out)
   io_utils.atomic_write_text(os.path.join(out, "report.md"), report_markdown(rows, summary, ref))

@@ -34,16 +34,16 @@ import numpy as np
 from absl import app, flags, logging
 from scipy import stats
 
-from nf_jax import io_utils, proxy, sweep
+from nf_jax import io_utils, proxy
+from nf_jax import results as R
 from nf_jax import topo_search as S
 from nf_jax import topology as T
 from nf_jax.calibration import accuracy_column
-from nf_jax.sweep import RESULT_COLUMNS
 
-# The study's results contract is defined once, in nf_jax.sweep; these columns must be present.
+# The study's results contract is defined once, in nf_jax.results; these columns must be present.
 REQUIRED = tuple(
   c
-  for c in RESULT_COLUMNS
+  for c in R.RESULT_COLUMNS
   if c
   not in (
     "train_seed",
@@ -99,13 +99,13 @@ def mean_accuracy(rows: Sequence[dict[str, str]], strict: bool = True) -> list[d
   """One entry per distinct topology: topology, mean/std accuracy (validation when every row
   has it, else the legacy test accuracy) and number of runs.
 
-  Init-ablation rows (``nf_jax.sweep.is_init_ablation``) and diverged runs (NaN accuracy) are
+  Init-ablation rows (``nf_jax.results.is_init_ablation``) and diverged runs (NaN accuracy) are
   left out, the latter with a warning.
   """
   groups: dict[T.Topology, list[float]] = collections.OrderedDict()
   column = accuracy_column(rows)  # validation when the results have it
   for row in rows:
-    if sweep.is_init_ablation(row):
+    if R.is_init_ablation(row):
       continue
     accuracy = float(row[column])
     if not math.isfinite(accuracy):

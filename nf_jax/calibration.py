@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from nf_jax import proxy, sweep
+from nf_jax import proxy
+from nf_jax import results as R
 from nf_jax import topology as T
 
 DEFAULT_CSV = os.path.join(
@@ -89,7 +90,7 @@ def load_results(path: str) -> tuple[list[Spec], np.ndarray]:
         f"calibration={path!r} line {line}: {column}={a:g} is outside [0, 1]{hint}; "
         "accuracies are fractions"
       )
-    if not math.isfinite(a) or sweep.is_init_ablation(r):
+    if not math.isfinite(a) or R.is_init_ablation(r):
       continue
     try:
       spec = T.TopologySpec.from_row(r)

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from nf_jax import io_utils, sweep
+from nf_jax import io_utils
+from nf_jax import results as R
 from nf_jax import topology as T
 from nf_jax import train as tr
 from nf_jax.pareto import problem as PP
@@ -118,7 +119,7 @@ def build(
         f"{meta_path} was trained on space {got}, today's space is {want}; retrain with "
         "experiments/configs/space_benchmark.py into a new --workdir"
       )
-  rows = sweep.read_results(os.path.join(results_dir, "results.csv"))
+  rows = R.read_results(os.path.join(results_dir, "results.csv"))
   recipes = {r["recipe"] for r in rows}
   if len(recipes) > 1:
     raise ValueError(f"{results_dir}/results.csv mixes recipes {sorted(recipes)}")

@@ -7,25 +7,14 @@ vmapped, sharded program (:func:`nf_jax.train.train_sweep`), and after every gro
 row is already there, so an interrupted study loses at most the group in flight (and not even
 that with ``keep_checkpoints``: the group resumes from its Orbax checkpoint).
 
-Results contract (``results.csv``, one row per trained model, columns ``RESULT_COLUMNS``):
-``name`` and the topology columns describe the *hidden* ``n x n`` cascade, so
-``T.make(name, n, **{k: v for the non-empty ones of n_in, depth, radix, width, fan_in, skip},
-seed=topology_seed)`` rebuilds it (``name=dense`` with empty cascade columns is the nn.Dense
-baseline). The model's first hidden layer is the same family with ``n_in=d_in`` (784).
-``num_params`` and ``density`` are those of that hidden ``n x n`` cascade
-(``Topology.num_params``, ``Topology.density``); accuracies are fractions in [0, 1] (NaN for
-a diverged model); ``val_accuracy`` is measured on the validation split carved from the
-training set (:func:`nf_jax.data.split_validation`, ``config.validation_size``; empty when
-the config holds none out), the split every selection uses; ``test_accuracy`` is reported
-beside it and never chosen on. ``seconds`` is the group's wall time divided by its number of
-models; ``recipe`` is :func:`recipe_hash` of every setting that changes results (data,
-split, optimiser, epochs). Per-epoch learning curves go to ``curves.jsonl`` (one JSON object
-per model and epoch), which is kept when the checkpoints are deleted.
+Its files follow the results contract of :mod:`nf_jax.results`: :func:`result_row` builds a
+``results.csv`` row (``val_accuracy`` on the ``config.validation_size`` examples held out, the
+``recipe`` column :func:`recipe_hash`), and ``curves.jsonl`` is kept when the checkpoints are
+deleted.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import hashlib
@@ -43,37 +32,10 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from nf_jax import data, io_utils, watchdog
+from nf_jax import results as R
 from nf_jax import train as tr
 
-RESULT_COLUMNS = (
-  "name",
-  "n",
-  "n_in",
-  "depth",
-  "radix",
-  "width",
-  "fan_in",
-  "skip",
-  "topology_seed",
-  "train_seed",
-  "weight_init",
-  "num_params",
-  "density",
-  "val_accuracy",
-  "test_accuracy",
-  "train_accuracy",
-  "final_loss",
-  "epochs",
-  "seconds",
-  "recipe",
-)
-# Results written before the validation split existed (experiments/results/topology_study):
-# readable, with empty val_accuracy and recipe.
-LEGACY_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("val_accuracy", "recipe"))
-# The columns that identify a model (a rerun skips rows that match on all of them).
-KEY_COLUMNS = RESULT_COLUMNS[:11] + ("epochs", "recipe")
 TRAIN_SEED = "train_seed"  # a topology-parameter value meaning "use this model's train seed"
-DENSE_INIT = "he"  # the baseline's nn.Dense kernels use he_normal (see nf_jax.train.init_params)
 
 
 def train_config(config: Any) -> tr.TrainConfig:
@@ -193,7 +155,7 @@ def result_row(
     "skip": p["skip"],
     "topology_seed": p.get("seed", ""),
     "train_seed": spec.train_seed,
-    "weight_init": DENSE_INIT if spec.is_dense else spec.weight_init,
+    "weight_init": R.DENSE_INIT if spec.is_dense else spec.weight_init,
     "num_params": t.num_params,
     "density": t.density,
     "recipe": recipe_id,
@@ -208,64 +170,6 @@ def result_row(
       seconds=seconds,
     )
   return row
-
-
-def model_key(row: dict[str, Any], epochs: Any) -> tuple[str, ...]:
-  """What identifies one trained model: configuration, seeds and epochs (``KEY_COLUMNS``)."""
-  row = dict(row, epochs=epochs)
-  return tuple(str(row[c]) for c in KEY_COLUMNS)
-
-
-def is_init_ablation(row: dict[str, Any]) -> bool:
-  """A cascade trained with another init than the default ``depth_aware`` (the study's ablation).
-
-  Rows like these describe the init, not the topology: topology-level analyses (score
-  validation, accuracy calibration) leave them out. The dense baseline is never one.
-  """
-  init = str(row.get("weight_init") or "depth_aware")
-  return row["name"] != "dense" and init != "depth_aware"
-
-
-def read_results(path: str) -> list[dict[str, str]]:
-  """Rows of an existing ``results.csv`` (empty list if absent); checks the header."""
-  if not os.path.exists(path):
-    return []
-  _check_complete(path)
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f)
-    columns = tuple(reader.fieldnames or ())
-    if columns not in (RESULT_COLUMNS, LEGACY_COLUMNS):
-      raise ValueError(
-        f"{path} has columns {reader.fieldnames}, expected {list(RESULT_COLUMNS)}; move it away "
-        "or use another --workdir"
-      )
-    rows = list(reader)
-  for line, row in enumerate(rows, start=2):
-    if None in row or None in row.values():  # more or fewer fields than the header
-      raise ValueError(f"{path} line {line} does not have the {len(columns)} columns: {_DAMAGED}")
-  for row in rows:  # legacy rows: no validation split, no recipe record
-    row.setdefault("val_accuracy", "")
-    row.setdefault("recipe", "")
-  return rows
-
-
-_DAMAGED = "the file is damaged (it is only ever written whole); restore it or use a new --workdir"
-
-
-def _check_complete(path: str) -> None:
-  """Refuses a file cut short: written atomically, it always ends with a newline."""
-  with open(path, "rb") as f:
-    size = f.seek(0, os.SEEK_END)
-    last = f.read(1) if size and f.seek(-1, os.SEEK_END) >= 0 else b"\n"
-  if last != b"\n":
-    raise ValueError(f"{path} is truncated (no final newline): {_DAMAGED}")
-
-
-def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
-  """All rows to ``path`` atomically (a reader sees the old file or the complete new one)."""
-  io_utils.atomic_write_csv(
-    path, [{c: row[c] for c in RESULT_COLUMNS} for row in rows], RESULT_COLUMNS
-  )
 
 
 @functools.lru_cache(maxsize=4)
@@ -323,28 +227,6 @@ def check_recipe(config: Any, workdir: str, rows: Sequence[dict[str, str]]) -> N
     io_utils.atomic_write_text(path, json.dumps(ours, indent=2, sort_keys=True, default=str))
 
 
-def write_curves(path: str, curves: Sequence[dict[str, Any]]) -> None:
-  """Learning curves (one JSON object per model and epoch) to ``path`` atomically."""
-  io_utils.atomic_write_text(path, "".join(json.dumps(c, default=str) + "\n" for c in curves))
-
-
-def read_curves(path: str) -> list[dict[str, Any]]:
-  """The records of ``curves.jsonl`` (empty list if absent)."""
-  if not os.path.exists(path):
-    return []
-  _check_complete(path)
-  records = []
-  with open(path) as f:
-    for number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path} line {number} is not JSON ({e}): {_DAMAGED}") from e
-  return records
-
-
 def _chunks(items: list, size: int) -> list[list]:
   return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -365,7 +247,7 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     io_utils.check_workdir(workdir)
   tconfig = train_config(config)
   results_path = os.path.join(workdir, "results.csv")
-  rows = read_results(results_path)
+  rows = R.read_results(results_path)
   check_recipe(config, workdir, rows)
   recipe_id = recipe_hash(config)
   specs = model_specs(config)  # validates every entry before the data is read
@@ -378,13 +260,13 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     int(config.get("validation_size", 0)),
     int(config.get("validation_seed", 0)),
   )
-  done = {model_key(r, r["epochs"]) for r in rows}
+  done = {R.model_key(r, r["epochs"]) for r in rows}
   curves_path = os.path.join(workdir, "curves.jsonl")
-  curves = [c for c in read_curves(curves_path) if tuple(c["key"]) in done]
+  curves = [c for c in R.read_curves(curves_path) if tuple(c["key"]) in done]
   todo = [
     s
     for s in specs
-    if model_key(result_row(s, recipe_id=recipe_id), tconfig.num_epochs) not in done
+    if R.model_key(result_row(s, recipe_id=recipe_id), tconfig.num_epochs) not in done
   ]
   if len(todo) < len(specs):
     logging.info(
@@ -412,13 +294,13 @@ def run(config: Any, workdir: str, progress: bool = True) -> dict[str, Any]:
     for spec, res in zip(group, results):
       row = result_row(spec, res, per_model, recipe_id)
       rows.append(row)
-      key = list(model_key(row, row["epochs"]))
+      key = list(R.model_key(row, row["epochs"]))
       curves += [dict(h, key=key, model=spec.label()) for h in res.history]
       if res.diverged:
         logging.warning("%s diverged (non-finite loss); recorded with NaN accuracy", spec.label())
     if is_writer:
-      write_curves(curves_path, curves)  # before the rows: a row never lacks its curve
-      write_results(results_path, rows)
+      R.write_curves(curves_path, curves)  # before the rows: a row never lacks its curve
+      R.write_results(results_path, rows)
       if group_dir is not None and not config.get("keep_finished_checkpoints", False):
         shutil.rmtree(group_dir, ignore_errors=True)  # its rows are safe in results.csv
     bar.update(len(group))
@@ -505,7 +387,7 @@ GOAL_GAP = 0.01
 
 def check_goals(summary: Sequence[dict[str, Any]]) -> dict[str, Any]:
   """The goal checks on the summary (None where the study lacks the needed rows)."""
-  dense = [s for s in summary if s["name"] == "dense" and s["weight_init"] == DENSE_INIT]
+  dense = [s for s in summary if s["name"] == "dense" and s["weight_init"] == R.DENSE_INIT]
   sparse = [
     s
     for s in summary
@@ -534,7 +416,7 @@ def plot(summary: Sequence[dict[str, Any]], workdir: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  dense = [s for s in summary if s["name"] == "dense" and s["weight_init"] == DENSE_INIT]
+  dense = [s for s in summary if s["name"] == "dense" and s["weight_init"] == R.DENSE_INIT]
   cascades = [s for s in summary if s["name"] != "dense" and s["weight_init"] == "depth_aware"]
   series: dict[tuple[str, str], list[dict[str, Any]]] = {}
   for s in cascades:

@@ -874,7 +874,7 @@ def _freeze(table: np.ndarray) -> np.ndarray:
   return out
 
 
-# The spec columns of a results row (nf_jax.sweep.RESULT_COLUMNS): an empty cell means the
+# The spec columns of a results row (nf_jax.results.RESULT_COLUMNS): an empty cell means the
 # family has no such parameter; topology_seed is the seed of the seeded families.
 ROW_COLUMNS = ("name", "n", "n_in", "depth", "radix", "width", "fan_in", "skip", "topology_seed")
 _INT_COLUMNS = ("depth", "radix", "width", "fan_in")

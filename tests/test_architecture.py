@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
       "nf_jax",
       "nf_jax.io_utils",
+      "nf_jax.results",
       "nf_jax.watchdog",
       "nf_jax.distributed",
       "nf_jax.tables",
@@ -282,3 +285,26 @@ def test_docs_point_inside_the_repository():
     with open(os.path.join(ROOT, name), encoding="utf-8") as f:
       text = f.read()
     assert "../" not in text, f"{name} refers to a file outside the repository"
+
+
+def _imported_by(module: str, candidates: set[str]) -> list[str]:
+  """The ``candidates`` in a fresh interpreter's ``sys.modules`` after ``import module``."""
+  wanted = sorted(candidates)
+  code = f"import {module}, sys; print(sorted(m for m in sys.modules if m in {wanted!r}))"
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+  )
+  return ast.literal_eval(out.stdout.strip())
+
+
+def test_the_results_contract_and_its_readers_need_no_training_stack():
+  # The results schema is IO only: reading a study must not load JAX, let alone the trainer.
+  heavy = {"jax", "numpy", "flax", "optax", "orbax", "nf_jax.train", "nf_jax.sweep"}
+  assert _imported_by("nf_jax.results", heavy) == []
+  # The calibration reads results and scores topologies with the proxy. optax comes with the
+  # proxy (its fit_score is an Adam fit), not with the trainer, whose stack stays out.
+  training = {"nf_jax.sweep", "nf_jax.train", "nf_jax.layers", "flax", "orbax", "orbax.checkpoint"}
+  assert _imported_by("nf_jax.calibration", training | {"optax", "nf_jax.results"}) == [
+    "nf_jax.results",
+    "optax",
+  ]

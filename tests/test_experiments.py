@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from nf_jax import results as R
 from nf_jax import sweep
 from nf_jax import topology as T
 
@@ -81,7 +82,7 @@ def test_runlocal_smoke(name, tmp_path):
   rows = read_csv(os.path.join(workdir, "results.csv"))
   assert len(rows) == len(sweep.model_specs(config)) == report["num_models"]
   with open(os.path.join(workdir, "results.csv")) as f:
-    assert f.readline().strip() == ",".join(sweep.RESULT_COLUMNS)
+    assert f.readline().strip() == ",".join(R.RESULT_COLUMNS)
   for row in rows:
     assert 0.0 <= float(row["test_accuracy"]) <= 1.0 or math.isnan(float(row["test_accuracy"]))
     assert int(row["epochs"]) == 1 and float(row["seconds"]) > 0
@@ -113,7 +114,7 @@ def test_resume_skips_finished_models(tmp_path, monkeypatch):
   rows = read_csv(path)
   assert len(rows) == 2
   # An interrupted study: the last model's row never made it to disk.
-  sweep.write_results(path, rows[:-1])
+  R.write_results(path, rows[:-1])
   trained = []
   original = sweep.tr.train_sweep
 
@@ -133,7 +134,7 @@ def test_results_file_with_other_columns_is_refused(tmp_path):
   path = tmp_path / "results.csv"
   path.write_text("name,accuracy\nbutterfly,0.5\n")
   with pytest.raises(ValueError, match="expected"):
-    sweep.read_results(str(path))
+    R.read_results(str(path))
 
 
 @needs_data

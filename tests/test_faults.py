@@ -23,6 +23,7 @@ import pytest
 
 from nf_jax import calibration as C
 from nf_jax import pareto as PA
+from nf_jax import results as R
 from nf_jax.pareto import accuracy as A
 from nf_jax.pareto import problem as PP
 from nf_jax.pareto import report
@@ -633,12 +634,10 @@ def _tiny_sweep_config(tmp_path, arg=None):
 
 
 def _sweep_rows(workdir):
-  from nf_jax import sweep
-
   strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
   return (
-    strip(sweep.read_results(os.path.join(workdir, "results.csv"))),
-    strip(sweep.read_curves(os.path.join(workdir, "curves.jsonl"))),
+    strip(R.read_results(os.path.join(workdir, "results.csv"))),
+    strip(R.read_curves(os.path.join(workdir, "curves.jsonl"))),
   )
 
 
@@ -734,12 +733,12 @@ def test_damaged_results_or_curves_name_the_file_before_training(
   config = _tiny_sweep_config(tmp_path)
   workdir = tmp_path / "run"
   workdir.mkdir()
-  row = {c: "" for c in sweep.RESULT_COLUMNS}
+  row = {c: "" for c in R.RESULT_COLUMNS}
   row.update(
     name="dense", n="32", epochs="2", test_accuracy="0.5", recipe=sweep.recipe_hash(config)
   )
-  sweep.write_results(str(workdir / "results.csv"), [row])
-  sweep.write_curves(str(workdir / "curves.jsonl"), [{"epoch": 1, "key": ["dense"]}] * 2)
+  R.write_results(str(workdir / "results.csv"), [row])
+  R.write_curves(str(workdir / "curves.jsonl"), [{"epoch": 1, "key": ["dense"]}] * 2)
   sweep.check_recipe(config, str(workdir), [])
   path = workdir / name
   text = path.read_text()

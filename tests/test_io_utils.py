@@ -79,12 +79,13 @@ def test_check_workdir_creates_or_refuses_with_the_fix(tmp_path):
 
 def test_sweep_refuses_a_file_workdir_before_reading_anything(tmp_path, monkeypatch):
   """It used to end in a bare FileExistsError from os.makedirs."""
+  from nf_jax import results as R
   from nf_jax import sweep
 
   def no_reading(*args, **kwargs):
     raise AssertionError("results were read before the workdir was checked")
 
-  monkeypatch.setattr(sweep, "read_results", no_reading)
+  monkeypatch.setattr(R, "read_results", no_reading)
   (tmp_path / "file").write_text("x")
   with pytest.raises(ValueError, match="is a file, not a folder"):
     sweep.run({}, str(tmp_path / "file"), progress=False)

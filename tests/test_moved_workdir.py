@@ -17,6 +17,7 @@ import sys
 
 import pytest
 
+from nf_jax import results as R
 from nf_jax import sweep
 from nf_jax import train as tr
 
@@ -51,8 +52,8 @@ def _config():
 def _rows(workdir):
   strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
   return (
-    strip(sweep.read_results(os.path.join(workdir, "results.csv"))),
-    strip(sweep.read_curves(os.path.join(workdir, "curves.jsonl"))),
+    strip(R.read_results(os.path.join(workdir, "results.csv"))),
+    strip(R.read_curves(os.path.join(workdir, "curves.jsonl"))),
   )
 
 
@@ -83,7 +84,7 @@ def test_sweep_workdir_moved_mid_group_resumes_to_identical_rows(tmp_path, monke
   with pytest.raises(Interrupted):
     sweep.run(config, str(first), progress=False)
   monkeypatch.setattr(tr, "_checkpoint_manager", real)
-  assert len(sweep.read_results(str(first / "results.csv"))) == 1
+  assert len(R.read_results(str(first / "results.csv"))) == 1
   # Nothing the resume reads names the old place. Orbax's commit_success.txt does, as a note
   # for people: Orbax checks only that the file exists.
   for path in first.rglob("*"):

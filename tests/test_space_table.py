@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nf_jax import pareto as PA
+from nf_jax import results as R
 from nf_jax import space_table, sweep
 from nf_jax import train as tr
 from nf_jax.pareto import accuracy as A
@@ -36,7 +37,7 @@ def _write_run(workdir, specs, accuracies, space=None):
       result = tr.ModelResult(model, val, test, 0.9, 0.3, 4, 10.0, 0, math.isnan(val), [])
       rows.append(sweep.result_row(model, result, 10.0 + seed, "recipe1"))
   os.makedirs(workdir, exist_ok=True)
-  sweep.write_results(os.path.join(workdir, "results.csv"), rows)
+  R.write_results(os.path.join(workdir, "results.csv"), rows)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({"config": {"space_hash": space_table.space_hash(space or specs)}}, f)
 
@@ -293,25 +294,25 @@ def test_merge_workdirs_unions_rows_and_curves_and_refuses_another_recipe(tmp_pa
   committed = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "experiments", "results", "space_benchmark"
   )
-  rows = sweep.read_results(os.path.join(committed, "results.csv"))
-  curves = sweep.read_curves(os.path.join(committed, "curves.jsonl"))
+  rows = R.read_results(os.path.join(committed, "results.csv"))
+  curves = R.read_curves(os.path.join(committed, "curves.jsonl"))
   with open(os.path.join(committed, "recipe.json")) as f:
     recipe = f.read()
-  key = lambda r: sweep.model_key(r, r["epochs"])  # noqa: E731
+  key = lambda r: R.model_key(r, r["epochs"])  # noqa: E731
   halves = {"a": rows[: len(rows) // 2 + 5], "b": rows[len(rows) // 2 :]}  # 5 rows in both
   for name, part in halves.items():
     d = tmp_path / name
     d.mkdir()
-    sweep.write_results(str(d / "results.csv"), part)
+    R.write_results(str(d / "results.csv"), part)
     keys = {key(r) for r in part}
-    sweep.write_curves(str(d / "curves.jsonl"), [c for c in curves if tuple(c["key"]) in keys])
+    R.write_curves(str(d / "curves.jsonl"), [c for c in curves if tuple(c["key"]) in keys])
     (d / "recipe.json").write_text(recipe)
   into = str(tmp_path / "merged")
   added = merge.merge(into, [str(tmp_path / "a"), str(tmp_path / "b")])
   assert sum(added.values()) == len(rows)  # the 5 shared rows are kept once
-  merged = sweep.read_results(os.path.join(into, "results.csv"))
+  merged = R.read_results(os.path.join(into, "results.csv"))
   assert sorted(map(key, merged)) == sorted(map(key, rows))
-  merged_curves = sweep.read_curves(os.path.join(into, "curves.jsonl"))
+  merged_curves = R.read_curves(os.path.join(into, "curves.jsonl"))
   assert len(merged_curves) == len(curves)
   (tmp_path / "b" / "recipe.json").write_text(recipe.replace("0.003", "0.01"))
   with pytest.raises(ValueError, match="another recipe"):

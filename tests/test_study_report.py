@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from nf_jax import results as R
 from nf_jax import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +22,7 @@ def _report_module():
 
 
 def _rows(name, accs, depth, density, skip=False, init="depth_aware", **topo):
-  base = dict.fromkeys(sweep.RESULT_COLUMNS, "")
+  base = dict.fromkeys(R.RESULT_COLUMNS, "")
   out = []
   for seed, acc in enumerate(accs):
     row = dict(base, name=name, n=1024, n_in=1024, depth=depth, skip=skip, train_seed=seed)
@@ -61,7 +62,7 @@ def test_claim_verdicts_and_ablation(tmp_path):
   assert len(pairs) == 1 and pairs[0][0]["weight_init"] == "depth_aware"
   study = tmp_path / "study"
   study.mkdir()
-  sweep.write_results(str(study / "results.csv"), rows)
+  R.write_results(str(study / "results.csv"), rows)
   goals = report.write_report(str(study), str(tmp_path / "out"))
   text = (tmp_path / "out" / "report.md").read_text()
   assert "He diverged" in text and "| 2.5-5% | parallel_butterfly r2 w2 d10 +skip" in text
@@ -77,12 +78,12 @@ def test_split_study_is_merged_and_a_model_in_two_parts_is_refused(tmp_path):
   second.mkdir()
   dense = _rows("dense", [0.895, 0.893, 0.894], 1, 1.0, init="he")
   cascade = _rows("butterfly", [0.870, 0.871, 0.872], 10, 0.039, True, radix=4)
-  sweep.write_results(str(first / "results.csv"), dense)
-  sweep.write_results(str(second / "results.csv"), cascade)
+  R.write_results(str(first / "results.csv"), dense)
+  R.write_results(str(second / "results.csv"), cascade)
   report.write_report([str(first), str(second)], str(tmp_path / "out"))
-  merged = sweep.read_results(str(tmp_path / "out" / "results.csv"))
+  merged = R.read_results(str(tmp_path / "out" / "results.csv"))
   assert len(merged) == 6 and {r["name"] for r in merged} == {"dense", "butterfly"}
-  sweep.write_results(str(second / "results.csv"), cascade + dense[:1])
+  R.write_results(str(second / "results.csv"), cascade + dense[:1])
   with pytest.raises(ValueError, match="is in both"):
     report.write_report([str(first), str(second)], str(tmp_path / "out2"))
 
@@ -99,8 +100,8 @@ def test_reproduction_table_against_a_reference_run(tmp_path):
   )
   study = tmp_path / "study"
   study.mkdir()
-  sweep.write_results(str(study / "results.csv"), rerun)
-  sweep.write_results(str(tmp_path / "reference.csv"), reference)
+  R.write_results(str(study / "results.csv"), rerun)
+  R.write_results(str(tmp_path / "reference.csv"), reference)
   report.write_report(str(study), str(tmp_path / "out"), str(tmp_path / "reference.csv"))
   text = (tmp_path / "out" / "report.md").read_text()
   assert "mean -0.45, mean absolute 0.55, largest -1.00; 1 of 2 differ" in text
