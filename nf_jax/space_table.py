@@ -15,10 +15,11 @@ seeds (``experiments/configs/space_benchmark.py``). This module turns that run's
   never a guess.
 
 The committed table is package data (``nf_jax/tables/space_benchmark.csv``), so a wheel
-install of ``nf_jax`` runs the default co-design. Build it with::
+install of ``nf_jax`` runs the default co-design. Build it with (``nf_jax/configs/space_table.py``
+states the command, its runtime and its result)::
 
-  python -m nf_jax.space_table --results=runs/space_benchmark \
-      --out=nf_jax/tables/space_benchmark.csv
+  python -m nf_jax.space_table --config.results=runs/space_benchmark \
+      --config.out=nf_jax/tables/space_benchmark.csv
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import ml_collections
 import numpy as np
 
-from nf_jax import io_utils
+from nf_jax import cli, io_utils
 from nf_jax import results as R
 from nf_jax import topology as T
 from nf_jax import train as tr
@@ -158,7 +160,7 @@ def build(
     raise ValueError(
       f"{len(missing)} of {len(specs)} topologies have no rows in {results_dir}/results.csv "
       f"(first: {missing[:3]}); finish the benchmark run (rerun its command with the same "
-      "--workdir) or pass allow_partial"
+      "--workdir) or pass allow_partial (--config.allow_partial=True)"
     )
   return out
 
@@ -198,8 +200,8 @@ class SpaceTable:
     if missing:
       raise KeyError(
         f"{len(missing)} topologies are not in the benchmark table {self.source} (first: "
-        f"{missing[:3]}); it covers {len(self.entries)} topologies. Use --accuracy=proxy for "
-        "spaces beyond the table"
+        f"{missing[:3]}); it covers {len(self.entries)} topologies. Use "
+        "--config.accuracy=proxy for spaces beyond the table"
       )
     return [self.entries[k] for k in keys]
 
@@ -231,7 +233,7 @@ def load(path: str | None = None, specs: Sequence[Spec] | None = None) -> SpaceT
     raise ValueError(
       f"{source} was trained on space {sorted(hashes)}, but the genome now decodes to space "
       f"{want}. Retrain it (experiments/configs/space_benchmark.py, then python -m "
-      "nf_jax.space_table), or use --accuracy=proxy"
+      "nf_jax.space_table), or use --config.accuracy=proxy"
     )
   entries = {}
   for line, r in enumerate(rows, start=2):
@@ -249,20 +251,40 @@ def load(path: str | None = None, specs: Sequence[Spec] | None = None) -> SpaceT
   return SpaceTable(source, want, rows[0]["recipe"], entries)
 
 
-def main(argv: Sequence[str]) -> None:
-  del argv
-  rows = build(FLAGS.results, allow_partial=FLAGS.allow_partial)
-  write(FLAGS.out, rows)
-  total = len(PP.topology_space())
-  print(f"wrote {len(rows)} of {total} topologies to {FLAGS.out}")
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses settings :func:`run` cannot use, naming the field and the fix (before any work)."""
+  del overrides  # every field is read
+  if not config.results:
+    raise ValueError(
+      "--config.results is not set; pass the space benchmark's workdir, e.g. "
+      "--config.results=runs/space_benchmark"
+    )
+  if not config.out:
+    raise ValueError(
+      "--config.out is not set; pass the table CSV to write, e.g. "
+      "--config.out=nf_jax/tables/space_benchmark.csv (the packaged table)"
+    )
+  found = os.path.join(config.results, "results.csv")
+  if not os.path.isfile(found):
+    raise ValueError(
+      f"--config.results={config.results} has no results.csv; pass the workdir of the run of "
+      "experiments/configs/space_benchmark.py"
+    )
+
+
+def run(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
+  """:func:`build` from ``config.results`` and :func:`write` to ``config.out``
+  (:mod:`nf_jax.configs.space_table`); returns the table rows."""
+  rows = build(config.results, allow_partial=config.allow_partial)
+  write(config.out, rows)
+  print(f"wrote {len(rows)} of {len(PP.topology_space())} topologies to {config.out}")
+  return rows
+
+
+def main() -> None:
+  """The command line (``python -m nf_jax.space_table``, ``nf-jax-space-table``)."""
+  cli.run(run, cli.config_file("space_table"), validate=validate)
 
 
 if __name__ == "__main__":
-  from absl import app, flags
-
-  flags.DEFINE_string("results", None, "Workdir of the space benchmark run (results.csv).")
-  flags.DEFINE_string("out", None, "Where to write the table CSV.")
-  flags.DEFINE_bool("allow_partial", False, "Write the topologies trained so far.")
-  flags.mark_flags_as_required(["results", "out"])
-  FLAGS = flags.FLAGS
-  app.run(main)
+  main()

@@ -107,6 +107,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
       "nf_jax.configs.topo_search",
       "nf_jax.configs.hw",
       "nf_jax.configs.topology_report",
+      "nf_jax.configs.space_table",
     ),
   ),
 )

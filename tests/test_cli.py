@@ -51,7 +51,7 @@ def test_importing_the_clis_and_benchmarks_defines_no_flags():
     "import importlib.util, sys\n"
     "from absl import flags\n"
     "import nf_jax.topo_search, nf_jax.topology_report, nf_jax.hw.__main__, nf_jax.cli\n"
-    "import nf_jax.distributed, nf_jax.pareto.__main__\n"
+    "import nf_jax.distributed, nf_jax.pareto.__main__, nf_jax.space_table\n"
     f"for i, path in enumerate({scripts!r}):\n"
     "  spec = importlib.util.spec_from_file_location(f'bench{i}', path)\n"
     "  sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)\n"

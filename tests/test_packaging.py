@@ -89,7 +89,7 @@ def test_wheel_installs_and_imports_outside_the_repository(tmp_path):
   assert "py.typed" in installed
 
   # The console scripts of [project.scripts], with their packaged default configs.
-  for script in ("nf-jax-topo-search", "nf-jax-hw", "nf-jax-topology-report"):
+  for script in ("nf-jax-topo-search", "nf-jax-hw", "nf-jax-topology-report", "nf-jax-space-table"):
     assert (venv / "bin" / script).exists(), f"{script} not installed: [project.scripts]"
   report = tmp_path / "report"
   _run(

@@ -6,13 +6,15 @@ import csv
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from nf_jax import cli, space_table, sweep
 from nf_jax import pareto as PA
 from nf_jax import results as R
-from nf_jax import space_table, sweep
 from nf_jax import train as tr
 from nf_jax.pareto import accuracy as A
 from nf_jax.pareto import problem as PP
@@ -91,6 +93,36 @@ def test_stale_partial_or_malformed_tables_are_refused(tmp_path):
   space_table.write(path, rows)
   with pytest.raises(ValueError, match="val_mean=80.0 is not a fraction"):
     space_table.load(path, SMALL_SPACE)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cli_builds_the_packaged_table_from_the_committed_run(tmp_path):
+  """``python -m nf_jax.space_table`` (nf_jax/cli.py's pattern): its ``:smoke`` variant reads the
+  committed run, which is what the packaged table was built from; bad settings are refused
+  before any work, and the old flags are gone."""
+  base = [sys.executable, "-m", "nf_jax.space_table"]
+  run = lambda *args: subprocess.run(
+    [*base, *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+  )
+  out_path = tmp_path / "table.csv"
+  out = run(f"--config={cli.config_file('space_table')}:smoke", f"--config.out={out_path}")
+  assert out.returncode == 0, out.stderr[-3000:]
+  packaged = os.path.join(ROOT, "nf_jax", "tables", space_table.PACKAGE_TABLE)
+  with open(packaged, "rb") as f:
+    assert out_path.read_bytes() == f.read()
+  rows = len(space_table.load(str(out_path)).entries)
+  assert f"wrote {rows} of {len(PP.topology_space())} topologies" in out.stdout
+  out = run(f"--config.out={out_path}")
+  assert out.returncode == 1 and "--config.results is not set" in out.stderr
+  out = run(f"--config.results={tmp_path}", f"--config.out={out_path}")
+  assert out.returncode == 1 and f"--config.results={tmp_path} has no results.csv" in out.stderr
+  committed = os.path.join("experiments", "results", "space_benchmark")
+  out = run(f"--config.results={committed}")
+  assert out.returncode == 1 and "--config.out is not set" in out.stderr
+  out = run(f"--results={committed}", f"--out={out_path}")
+  assert out.returncode != 0 and "Unknown command line flag 'results'" in out.stderr
 
 
 def _space_table(path, rng, drop_family=None):

@@ -21,8 +21,9 @@ Command::
   python experiments/main.py --workdir=runs/space_benchmark \
       --config=experiments/configs/space_benchmark.py
 
-then ``python -m nf_jax.space_table --results=runs/space_benchmark
---out=nf_jax/tables/space_benchmark.csv`` writes the committed table.
+then ``python -m nf_jax.space_table --config.results=runs/space_benchmark
+--config.out=nf_jax/tables/space_benchmark.csv`` writes the committed table
+(``nf_jax/configs/space_table.py``).
 
 Expected runtime on 2 CPU cores: 3-4 hours in one process (it keeps about one core busy;
 ``configs/space_benchmark_part.py`` runs parts side by side; measured wall time in
