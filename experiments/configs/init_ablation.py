@@ -1,14 +1,15 @@
 """Init ablation at depth 32: the depth-aware init against per-sublayer He, Glorot and the
 dense layer's LeCun init, on the cascades where they differ.
 
-Why only cascades with skips: for a square stage without skips the depth-aware variance is
+Why mostly cascades with skips: for a square stage without skips the depth-aware variance is
 ``1 / fan_in``, which is per-sublayer LeCun, and equals per-sublayer Glorot whenever every
 input feeds ``fan_in`` outputs (butterfly, block-diagonal, random fixed fan-in; not Clos,
-whose stages change width);
-``tests/test_layers.py`` checks this. So without skips the ablation can only separate He
-(``2 / fan_in``: the variance doubles per stage, ``2^32`` at depth 32) and ``lecun_dense``
-(``1 / n_in``: it vanishes). With identity skips the inits differ: the depth-aware one
-shrinks each stage so that the cascade's gain, skip included, stays bounded.
+whose stages change width); ``tests/test_layers.py`` checks this. Without skips the inits then
+differ only in distribution (the depth-aware one draws orthogonal blocks, the others Gaussian
+ones) and in He's ``2 / fan_in`` (the variance doubles per stage) and ``lecun_dense``'s
+``1 / n_in`` (it vanishes); one skip-free butterfly measures that. With identity skips the
+variances differ too: the depth-aware init shrinks each stage so that the cascade's gain, skip
+included, stays bounded.
 
 Models: butterfly (radix 2), parallel butterfly (radix 2, width 2) and block-diagonal (block
 2), each with skip at 32 sublayers per cascade, and butterfly without skip, under the four
