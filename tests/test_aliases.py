@@ -14,24 +14,16 @@ import ast
 import collections
 import os
 
+from test_architecture import package_modules
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCANNED = ("nf_jax", "kernels", "benchmarks", "experiments", "scripts", "tests")
-SOURCES = (("nf_jax", "nf_jax"), ("kernels", "nf_jax.kernels"))
 # (path, local name, module) -> why it still differs from the module's one name.
 KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def project_modules() -> set[str]:
-  out = set()
-  for folder, package in SOURCES:
-    base = os.path.join(ROOT, folder)
-    for dirpath, dirnames, filenames in os.walk(base):
-      dirnames[:] = [d for d in dirnames if not d.startswith((".", "__pycache__"))]
-      for name in filenames:
-        if name.endswith(".py"):
-          parts = os.path.relpath(os.path.join(dirpath, name), base)[:-3].split(os.sep)
-          out.add(".".join([package, *(parts[:-1] if parts[-1] == "__init__" else parts)]))
-  return out
+  return set(package_modules())  # the module walk of the layering test, not a second copy
 
 
 def bindings(source: str, modules: set[str]) -> list[tuple[str, str]]:

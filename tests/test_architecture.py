@@ -129,7 +129,7 @@ def with_plugins(layers, modules) -> tuple[tuple[str, tuple[str, ...]], ...]:
 KNOWN_EXCEPTIONS: dict[tuple[str, str, str], str] = {}
 
 
-def _modules() -> dict[str, str]:
+def package_modules() -> dict[str, str]:
   """Dotted module name -> file path, for every module of the package."""
   out = {}
   for folder, package in SOURCES:
@@ -225,14 +225,14 @@ def violations(sources: dict[str, str], layers=LAYERS) -> list[tuple[str, str, s
 
 def _read_all() -> dict[str, str]:
   sources = {}
-  for module, path in _modules().items():
+  for module, path in package_modules().items():
     with open(path, encoding="utf-8") as f:
       sources[module] = f.read()
   return sources
 
 
 def test_every_module_is_placed_in_one_layer():
-  found = set(_modules())
+  found = set(package_modules())
   placed = [m for _, members in with_plugins(LAYERS, found) for m in members]
   assert len(placed) == len(set(placed)), "a module is listed in two layers"
   assert found - set(placed) == set(), "place these new modules in LAYERS"
