@@ -4,8 +4,12 @@ Every algorithm gets ``population * generations`` evaluations per seed over the 
 objectives (:mod:`nf_jax.pareto`). The hypervolume of each run's feasible non-dominated archive
 is measured after scaling every minimised objective to [0, 1] with bounds shared by all runs
 (the min/max over every design any run evaluated), reference point 1.1 per objective.
-The accuracy model (calibrated proxy) is memoised across runs, so all runs see identical
-objective values. Variants of NSGA-III are passed to ``nf_jax.pareto.run`` as ``algorithm=``.
+The accuracy model is the search's (``--config.accuracy``: by default the measured benchmark
+table, as in ``python -m nf_jax.pareto``; ``proxy`` for the calibrated data-free score), built
+once and memoised across runs, so all runs see identical objective values. The hardware
+objectives use the search's memory model (``--config.hw_mapping``: the mapper by default,
+``scalesim`` for the SCALE-Sim fold order). Variants of NSGA-III are passed to
+``nf_jax.pareto.run`` as ``algorithm=``.
 Goal (issue 7): NSGA-III >= 1.25x random and >= NSGA-II.
 
 Command (about 9 minutes on 2 idle cores; log: benchmarks/results/pareto_bench.txt)::
@@ -44,11 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
   instead of ``nf_jax.pareto.ideal_tournament``), ``one_layer`` (NSGA-III with the one-layer
   Das-Dennis directions, ``inner_partitions=0``) and ``sbx`` (NSGA-III and NSGA-II with SBX +
   polynomial mutation on the gene indices). The search's fields apply to every row, except
-  ``algorithm`` and ``seed``, which the rows set (the accuracy model is always the calibrated
-  proxy, memoised across runs).
+  ``algorithm`` and ``seed``, which the rows set (the accuracy model, ``table`` or ``proxy``,
+  is built once and memoised across runs).
   """
   config = pareto_config.get_config()
-  config.accuracy = "proxy"
   config.seeds = 3
   config.compare = ()
   return config
@@ -73,7 +76,7 @@ def benchmark(
   """Normalised hypervolume per row (one value per seed); also prints a table.
 
   Every row runs ``search`` with its own ``algorithm`` and ``seed`` (``0 .. seeds - 1``); the
-  accuracy model is the proxy calibrated as ``search`` says, built once and memoised.
+  accuracy model is ``search.accuracy``'s (``table`` or ``proxy``), built once and memoised.
 
   Rows ``nsga3``, ``nsga2`` and ``random``, plus per ``compare`` entry:
   ``nsga3_random_mating`` (``make_algorithm(..., mating="random")``), ``nsga3_one_layer``
@@ -81,14 +84,20 @@ def benchmark(
   on the same seeds, accuracy model and normalisation.
 
   Raises:
-    ValueError: an unknown ``compare`` entry.
+    ValueError: an unknown ``compare`` entry, or ``accuracy="train"`` (a training run per
+      topology and seed is not a search-quality benchmark's budget).
   """
   unknown = sorted(set(compare) - set(COMPARISONS))
   if unknown:
     raise ValueError(f"compare entries {unknown} unknown; choose from {COMPARISONS}")
-  base = dataclasses.replace(search, accuracy="proxy")
+  if search.accuracy == "train":
+    raise ValueError(
+      "accuracy='train' trains every new topology; this benchmark compares search algorithms "
+      "on a fixed accuracy model: use --config.accuracy=table (default) or proxy"
+    )
+  base = search
   population, generations = base.population, base.generations
-  fn, cal = A.proxy_accuracy_fn(base)
+  fn, cal, _ = A.accuracy_model(base)
   shared = (A.memoise(fn), cal)
   # (row label, config overrides, builder of the pymoo algorithm; None: the search's own)
   runs: list[tuple[str, dict, Builder | None]] = [
@@ -118,7 +127,10 @@ def benchmark(
   lo, hi = allf.min(0), allf.max(0)
   hv = {a: [PA.hypervolume(f, lo, hi) for f in fronts[a]] for a in labels}
   budget = population * generations
-  print(f"budget {budget} evaluations per run, {seeds} seeds, pop {population}, gens {generations}")
+  print(
+    f"budget {budget} evaluations per run, {seeds} seeds, pop {population}, gens {generations}, "
+    f"accuracy {base.accuracy}, hw_mapping {base.hw_mapping}"
+  )
   print(f"{'algorithm':<20}{'HV mean':>10}{'HV std':>10}{'front':>8}{'s/run':>8}{'/random':>9}")
   for a in labels:
     sizes = np.mean([len(f) for f in fronts[a]])

@@ -326,6 +326,9 @@ def test_benchmark_smoke():
   assert sbx.mating.selection.func_comp is PA.ideal_tournament
   for values in hv.values():
     assert len(values) == 1 and 0.0 < values[0] <= 1.1**6
+  config.update({"accuracy": "train", "features": PA.SearchConfig.features})
+  with pytest.raises(ValueError, match="accuracy='train' trains every new topology"):
+    bench.main(config)
 
 
 def test_train_accuracy_path_matches_trainer_and_caches():
