@@ -1,33 +1,43 @@
 """Benchmark: how the co-design front changes when the hardware model maps each GEMM (issue 14).
 
-Runs the co-design search (``nf_jax.pareto.run``) twice at the same seed and budget: once
-with the hardware objectives from ``mapping="scalesim"`` (SCALE-Sim's fold order, partial sums
-spilled per K fold) and once from the mapped default (``mapping="latency"``). For each front it
-prints the distribution of the hardware genes (SRAM size, DRAM bandwidth, array shape,
-dataflow, precision, clock) and, to say why they differ, re-simulates both fronts under both
-models: the memory-stall share of the batch latency and DRAM words per sample.
+Runs the co-design search (``nf_jax.pareto.run``, the main job's settings) at seeds
+``0 .. seeds - 1`` under both memory models of the hardware objectives: ``mapping="scalesim"``
+(SCALE-Sim's fold order, partial sums spilled per K fold) and the mapped default
+(``mapping="latency"``), switched by ``SearchConfig.hw_mapping``. Runs are paired by seed.
 
-The search's switch is ``SearchConfig.hw_mapping`` (``--config.hw_mapping=`` on the CLI).
+For each hardware gene it reports the share of front designs per choice (mean and standard
+deviation over seeds) and, for the numeric genes, the per-seed mean log2 level of the front under
+each model: the paired difference (mapped - scalesim), how many seeds agree in sign, and a
+Wilcoxon signed-rank p-value over seeds (a seed is the unit: designs of one front are not
+independent). To say why the fronts differ, it re-simulates the designs of every front under
+both models (memory-stall share, DRAM words, batch-1 latency, power).
 
-  nice -n 19 python benchmarks/front_change.py                          # pop 28 x 20, ~5-8 min
-  python benchmarks/front_change.py --generations=2                     # smoke, ~2 min
+Settings: ``benchmarks/configs/front_change.py`` (``--config.<field>=``). Outputs in
+``--workdir``: ``gene_shares.csv`` (one row per seed, model, gene and choice) and
+``front_change.png`` (shares per gene, bars = mean over seeds, whiskers = standard deviation).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
+import os
 import time
 
+import ml_collections
 import numpy as np
+from scipy import stats as st
 
+from nf_jax import cli, io_utils
 from nf_jax import pareto as PA
 from nf_jax.pareto import problem as PP
 
 HW_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "dataflow", "precision", "clock_ghz")
+NUMERIC_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "clock_ghz")
+MAPPINGS = ("scalesim", "latency")
 
 
 def front_genomes(seed: int, population: int, generations: int, mapping: str) -> np.ndarray:
+  """Genomes ``int[F, N_GENES]`` of the front of one search (the main job's other settings)."""
   config = PA.SearchConfig(
     seed=seed, population=population, generations=generations, hw_mapping=mapping
   )
@@ -35,19 +45,25 @@ def front_genomes(seed: int, population: int, generations: int, mapping: str) ->
   return result.genomes[result.front]
 
 
-def gene_table(fronts: dict[str, np.ndarray]) -> str:
-  lines = []
-  for gene in HW_GENES:
-    choices = dict(PP.GENES)[gene]
-    col = PP.GENE_NAMES.index(gene)
-    lines.append(f"{gene}:")
-    for name, g in fronts.items():
-      count = collections.Counter(int(v) for v in g[:, col])
-      share = "  ".join(
-        f"{choices[j]}:{100 * count[j] / len(g):3.0f}%" for j in range(len(choices))
-      )
-      lines.append(f"  {name:<9} {share}")
-  return "\n".join(lines)
+def gene_shares(front: np.ndarray, gene: str) -> np.ndarray:
+  """Share ``[choices]`` of ``front``'s designs per choice of ``gene`` (sums to 1)."""
+  choices = dict(PP.GENES)[gene]
+  count = collections.Counter(int(v) for v in front[:, PP.GENE_NAMES.index(gene)])
+  return np.asarray([count[j] for j in range(len(choices))], float) / len(front)
+
+
+def mean_log2_level(front: np.ndarray, gene: str) -> float:
+  """Mean of log2(gene value) over ``front``'s designs (a numeric gene)."""
+  choices = np.asarray(dict(PP.GENES)[gene], float)
+  return float(np.mean(np.log2(choices[front[:, PP.GENE_NAMES.index(gene)]])))
+
+
+def paired_level_test(scalesim: list[float], mapped: list[float]) -> dict[str, float]:
+  """Mapped - scalesim per seed: mean difference, seeds with a positive/negative difference and
+  the two-sided Wilcoxon signed-rank p-value (NaN when every difference is 0)."""
+  diff = np.asarray(mapped) - np.asarray(scalesim)
+  p = float("nan") if np.all(diff == 0) else float(st.wilcoxon(diff).pvalue)
+  return dict(mean=float(diff.mean()), up=int(np.sum(diff > 0)), down=int(np.sum(diff < 0)), p=p)
 
 
 def simulate(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, np.ndarray]:
@@ -55,59 +71,116 @@ def simulate(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, np.ndar
   return PP.simulate_pairs(PP.decode_hw(genomes), wls, mapping=mapping)
 
 
-def stats(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, float]:
-  """Medians over a front's designs, simulated under ``mapping``."""
-  sim = simulate(genomes, mapping, batch)
-  cfg = PP.decode_hw(genomes)
-  pes = np.asarray(cfg.rows, float) * np.asarray(cfg.cols)
-  return dict(
-    memory_stall=float(np.median(sim["stall_memory"] / sim["cycles"])),
-    dram_words_per_sample=float(np.median(sim["dram_words"] / batch)),
-    throughput=float(np.median(sim["throughput"])),
-    area_mm2=float(np.median(sim["area_mm2"])),
-    power_w=float(np.median(sim["power_w"])),
-    pes=float(np.median(pes)),
-  )
+def plot(shares: dict[str, dict[str, np.ndarray]], path: str) -> None:
+  """Bars of the share per choice of every hardware gene, one colour per model.
+  ``shares[mapping][gene]``: ``[seeds, choices]``."""
+  import matplotlib  # noqa: PLC0415 (plotting only when asked)
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  fig, axes = plt.subplots(1, len(HW_GENES), figsize=(3.0 * len(HW_GENES), 3.2))
+  for ax, gene in zip(axes, HW_GENES, strict=True):
+    choices = dict(PP.GENES)[gene]
+    x = np.arange(len(choices))
+    for j, mapping in enumerate(MAPPINGS):
+      s = shares[mapping][gene]
+      ax.bar(x + (j - 0.5) * 0.4, 100 * s.mean(0), 0.4, yerr=100 * s.std(0), label=mapping)
+    ax.set_xticks(x, [str(c) for c in choices], rotation=45, fontsize=7)
+    ax.set_title(gene, fontsize=9)
+    ax.set_ylabel("% of front designs" if gene == HW_GENES[0] else "")
+  axes[0].legend(fontsize=7)
+  n = next(iter(shares[MAPPINGS[0]].values())).shape[0]
+  fig.suptitle(f"co-design front per memory model ({n} seeds; whiskers: std over seeds)")
+  fig.tight_layout()
+  io_utils.atomic_savefig(fig, path, dpi=110)
+  plt.close(fig)
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--population", type=int, default=28)
-  p.add_argument("--generations", type=int, default=20)
-  a = p.parse_args()
+def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = frozenset()) -> None:
+  """Refuses settings the run cannot use, before any search."""
+  del overrides
+  if config.seeds < 2:
+    raise ValueError(f"--config.seeds={config.seeds}: a paired comparison needs >= 2 seeds")
+  PA.SearchConfig(population=config.population, generations=config.generations)  # its checks
+
+
+def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs the comparison; returns ``{"shares", "levels", "tests"}`` (also printed and saved)."""
   batch = PA.SearchConfig().batch
-  fronts = {}
-  for mapping in ("scalesim", "latency"):
-    t0 = time.perf_counter()
-    fronts[mapping] = front_genomes(a.seed, a.population, a.generations, mapping)
-    print(
-      f"mapping={mapping!r}: {len(fronts[mapping])} front designs after "
-      f"{a.population} x {a.generations} evaluations (seed {a.seed}), "
-      f"{time.perf_counter() - t0:.0f} s",
-      flush=True,
-    )
-  print("hardware genes on each front (share of front designs per choice):")
-  print(gene_table(fronts))
-  print("each front re-simulated under both models (medians over its designs):")
-  for front in fronts:
-    for mapping in fronts:
-      s = stats(fronts[front], mapping, batch)
+  os.makedirs(workdir, exist_ok=True)
+  fronts: dict[str, list[np.ndarray]] = {m: [] for m in MAPPINGS}
+  for seed in range(config.seeds):
+    for mapping in MAPPINGS:
+      t0 = time.perf_counter()
+      front = front_genomes(seed, config.population, config.generations, mapping)
+      fronts[mapping].append(front)
       print(
-        f"  {front:<8} front under {mapping:<8}: memory stall {100 * s['memory_stall']:4.1f} % of "
-        f"cycles, DRAM {s['dram_words_per_sample']:9.0f} words/sample, throughput "
-        f"{s['throughput']:10.0f}/s, area {s['area_mm2']:6.2f} mm2, power {s['power_w']:.3f} W, "
-        f"{s['pes']:.0f} PEs"
+        f"seed {seed} mapping={mapping!r}: {len(front)} front designs "
+        f"({config.population} x {config.generations}), {time.perf_counter() - t0:.0f} s",
+        flush=True,
       )
-  both = np.unique(np.concatenate(list(fronts.values())), axis=0)
-  sims = {mapping: simulate(both, mapping, batch) for mapping in fronts}
+  shares = {
+    m: {g: np.stack([gene_shares(f, g) for f in fronts[m]]) for g in HW_GENES} for m in MAPPINGS
+  }
+  levels = {
+    m: {g: [mean_log2_level(f, g) for f in fronts[m]] for g in NUMERIC_GENES} for m in MAPPINGS
+  }
+  tests = {g: paired_level_test(levels["scalesim"][g], levels["latency"][g]) for g in NUMERIC_GENES}
+  sizes = {m: [len(f) for f in fronts[m]] for m in MAPPINGS}
   print(
-    f"objectives of the {len(both)} designs on either front, mapped / scalesim (p10 median p90):"
+    f"front sizes (mean over {config.seeds} seeds): "
+    + ", ".join(f"{m} {np.mean(sizes[m]):.0f}" for m in MAPPINGS)
+  )
+  print("share of front designs per choice, mean +- std over seeds (scalesim | mapped):")
+  for gene in HW_GENES:
+    choices = dict(PP.GENES)[gene]
+    cells = []
+    for j, c in enumerate(choices):
+      a, b = (100 * shares[m][gene][:, j] for m in MAPPINGS)
+      cells.append(f"{c}: {a.mean():.0f}+-{a.std():.0f} | {b.mean():.0f}+-{b.std():.0f}")
+    print(f"  {gene:<12} " + ";  ".join(cells))
+  print("mean log2 level of the front's numeric genes, paired by seed (mapped - scalesim):")
+  for gene in NUMERIC_GENES:
+    t = tests[gene]
+    print(
+      f"  {gene:<12} scalesim {np.mean(levels['scalesim'][gene]):6.3f}  mapped "
+      f"{np.mean(levels['latency'][gene]):6.3f}  diff {t['mean']:+.3f} (x{2 ** t['mean']:.2f}); "
+      f"up in {t['up']}, down in {t['down']} of {config.seeds} seeds; Wilcoxon p = {t['p']:.3g}"
+    )
+  rows = [
+    dict(seed=s, mapping=m, gene=g, choice=str(c), share=shares[m][g][s, j])
+    for m in MAPPINGS
+    for g in HW_GENES
+    for s in range(config.seeds)
+    for j, c in enumerate(dict(PP.GENES)[g])
+  ]
+  io_utils.atomic_write_csv(os.path.join(workdir, "gene_shares.csv"), rows, float_format=".6f")
+  plot(shares, os.path.join(workdir, "front_change.png"))
+  designs = np.unique(np.concatenate([f for m in MAPPINGS for f in fronts[m]]), axis=0)
+  sims = {m: simulate(designs, m, batch) for m in MAPPINGS}
+  print(
+    f"the {len(designs)} designs on any front under both models, mapped / scalesim "
+    "(p10 median p90):"
   )
   for key in ("throughput", "latency_b1_s", "power_w", "dram_words", "area_mm2"):
     q = np.quantile(sims["latency"][key] / sims["scalesim"][key], [0.1, 0.5, 0.9])
     print(f"  {key:<13} {q[0]:.3f} {q[1]:.3f} {q[2]:.3f}")
+  for m in MAPPINGS:
+    stall = sims[m]["stall_memory"] / sims[m]["cycles"]
+    print(
+      f"  memory stalls under {m:<8}: median {100 * np.median(stall):.1f} % of batch-{batch} cycles"
+    )
+  print(f"wrote {workdir}/gene_shares.csv and {workdir}/front_change.png")
+  return dict(shares=shares, levels=levels, tests=tests)
 
 
 if __name__ == "__main__":
-  main()
+  here = os.path.dirname(os.path.abspath(__file__))
+  cli.run(
+    main,
+    os.path.join(here, "configs", "front_change.py"),
+    validate=validate,
+    workdir="runs/front_change",
+    workdir_help="Folder for gene_shares.csv and front_change.png.",
+  )

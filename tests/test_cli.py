@@ -22,7 +22,14 @@ CONFIG_FILES = sorted(
   + glob.glob(os.path.join(ROOT, "benchmarks", "configs", "[!_]*.py"))
 )
 # The benchmark scripts that follow the pattern (pareto_bench.py follows nf_jax.pareto's).
-BENCHMARKS = ("cascade_bench", "family_bench", "hw_bench", "proxy_bench", "sweep_bench")
+BENCHMARKS = (
+  "cascade_bench",
+  "family_bench",
+  "front_change",
+  "hw_bench",
+  "proxy_bench",
+  "sweep_bench",
+)
 
 
 def _load(path: str):
