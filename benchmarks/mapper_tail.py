@@ -115,6 +115,13 @@ def main() -> None:
   print(f"{a.cases} pairs, mapper / compulsory bound: {quantiles(r_lb)}")
   print(f"{a.cases} pairs, mapper / I/O (Hong-Kung) bound: {quantiles(r_io)}")
   assert np.all(r_io >= 1 - 1e-5), "the mapper beat the I/O lower bound: a model error"
+  # How far the architecture-independent bound alone is from the compulsory one: pairs where
+  # no chip with this much on-chip memory could be within the goal's ratio.
+  io_over_lb = out["io_lower_bound_cycles"] / out["lower_bound_cycles"]
+  print(
+    f"{a.cases} pairs, I/O bound / compulsory bound: max {io_over_lb.max():.2f}; above 2.5x: "
+    f"{int(np.sum(io_over_lb > 2.5))}, above 1.5x: {int(np.sum(io_over_lb > 1.5))}"
+  )
   tail = np.argsort(-r_lb)
   tail = tail[: max(a.show, int(np.sum(r_lb > a.tail)))] if not a.smoke else tail[: a.show]
   print(
