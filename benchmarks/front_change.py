@@ -36,10 +36,12 @@ NUMERIC_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "clock_ghz")
 MAPPINGS = ("scalesim", "latency")
 
 
-def front_genomes(seed: int, population: int, generations: int, mapping: str) -> np.ndarray:
+def front_genomes(
+  seed: int, population: int, generations: int, mapping: str, batch: int
+) -> np.ndarray:
   """Genomes ``int[F, N_GENES]`` of the front of one search (the main job's other settings)."""
   config = PA.SearchConfig(
-    seed=seed, population=population, generations=generations, hw_mapping=mapping
+    seed=seed, population=population, generations=generations, hw_mapping=mapping, batch=batch
   )
   result = PA.run(config, progress=False)
   return result.genomes[result.front]
@@ -71,7 +73,7 @@ def simulate(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, np.ndar
   return PP.simulate_pairs(PP.decode_hw(genomes), wls, mapping=mapping)
 
 
-def plot(shares: dict[str, dict[str, np.ndarray]], path: str) -> None:
+def plot(shares: dict[str, dict[str, np.ndarray]], batch: int, path: str) -> None:
   """Bars of the share per choice of every hardware gene, one colour per model.
   ``shares[mapping][gene]``: ``[seeds, choices]``."""
   import matplotlib  # noqa: PLC0415 (plotting only when asked)
@@ -79,19 +81,25 @@ def plot(shares: dict[str, dict[str, np.ndarray]], path: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
 
-  fig, axes = plt.subplots(1, len(HW_GENES), figsize=(3.0 * len(HW_GENES), 3.2))
-  for ax, gene in zip(axes, HW_GENES, strict=True):
+  fig, grid = plt.subplots(2, 4, figsize=(12, 6))
+  axes = grid.ravel()
+  for ax, gene in zip(axes, HW_GENES, strict=False):
     choices = dict(PP.GENES)[gene]
     x = np.arange(len(choices))
     for j, mapping in enumerate(MAPPINGS):
       s = shares[mapping][gene]
-      ax.bar(x + (j - 0.5) * 0.4, 100 * s.mean(0), 0.4, yerr=100 * s.std(0), label=mapping)
+      label = f"mapping={mapping!r}" + (" (default)" if mapping == "latency" else "")
+      ax.bar(x + (j - 0.5) * 0.4, 100 * s.mean(0), 0.4, yerr=100 * s.std(0), label=label)
     ax.set_xticks(x, [str(c) for c in choices], rotation=45, fontsize=7)
     ax.set_title(gene, fontsize=9)
-    ax.set_ylabel("% of front designs" if gene == HW_GENES[0] else "")
-  axes[0].legend(fontsize=7)
+    ax.set_ylabel("% of front designs")
+  axes[-1].axis("off")
+  axes[-1].legend(*axes[0].get_legend_handles_labels(), loc="center")
   n = next(iter(shares[MAPPINGS[0]].values())).shape[0]
-  fig.suptitle(f"co-design front per memory model ({n} seeds; whiskers: std over seeds)")
+  fig.suptitle(
+    f"hardware genes of the co-design front per memory model, batch {batch} "
+    f"({n} seeds; bars: mean, whiskers: std over seeds)"
+  )
   fig.tight_layout()
   io_utils.atomic_savefig(fig, path, dpi=110)
   plt.close(fig)
@@ -102,18 +110,20 @@ def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = froz
   del overrides
   if config.seeds < 2:
     raise ValueError(f"--config.seeds={config.seeds}: a paired comparison needs >= 2 seeds")
-  PA.SearchConfig(population=config.population, generations=config.generations)  # its checks
+  PA.SearchConfig(  # the search's own checks
+    population=config.population, generations=config.generations, batch=config.batch
+  )
 
 
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the comparison; returns ``{"shares", "levels", "tests"}`` (also printed and saved)."""
-  batch = PA.SearchConfig().batch
+  batch = config.batch
   os.makedirs(workdir, exist_ok=True)
   fronts: dict[str, list[np.ndarray]] = {m: [] for m in MAPPINGS}
   for seed in range(config.seeds):
     for mapping in MAPPINGS:
       t0 = time.perf_counter()
-      front = front_genomes(seed, config.population, config.generations, mapping)
+      front = front_genomes(seed, config.population, config.generations, mapping, batch)
       fronts[mapping].append(front)
       print(
         f"seed {seed} mapping={mapping!r}: {len(front)} front designs "
@@ -156,7 +166,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for j, c in enumerate(dict(PP.GENES)[g])
   ]
   io_utils.atomic_write_csv(os.path.join(workdir, "gene_shares.csv"), rows, float_format=".6f")
-  plot(shares, os.path.join(workdir, "front_change.png"))
+  plot(shares, batch, os.path.join(workdir, "front_change.png"))
   designs = np.unique(np.concatenate([f for m in MAPPINGS for f in fronts[m]]), axis=0)
   sims = {m: simulate(designs, m, batch) for m in MAPPINGS}
   print(

@@ -25,6 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.seeds = 10  # searches per memory model, seeds 0 .. seeds - 1 (paired by seed)
   config.population = 28  # the main job's default
   config.generations = 40  # the main job's default
+  config.batch = 64  # inference batch of the throughput objective (the main job's default)
   if arg == "smoke":
     config.seeds, config.generations = 2, 2
   elif arg is not None:
