@@ -12,8 +12,10 @@ objectives use the search's memory model (``--config.hw_mapping``: the mapper by
 ``nf_jax.pareto.run`` as ``algorithm=``.
 Goal (issue 7): NSGA-III >= 1.25x random and >= NSGA-II.
 
-Command (about 9 minutes on 2 idle cores; log: benchmarks/results/pareto_bench.txt)::
+Command (about 1.5 minutes on 2 cores with the measured table; log:
+benchmarks/results/pareto_bench.txt)::
 
+  python benchmarks/pareto_bench.py --config.seeds=8
   python benchmarks/pareto_bench.py --config.seeds=8 --config.compare=random_mating,one_layer
 
 Settings: :func:`get_config` (the search's fields of ``nf_jax.pareto.config.get_config()``
