@@ -179,6 +179,22 @@ def report(
   return out
 
 
+def leave_one_out(chips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Each chip predicted by the three factors fitted on all the others (splits ignored): the
+  out-of-sample error of the calibration on every chip, not only the two ``holdout`` rows.
+
+  Returns :func:`report`'s row per chip, with the left-out chip's own fitted ``factors``.
+  """
+  if len(chips) < 3:
+    raise ValueError(f"leave-one-out needs >= 3 chips (2 to fit the area terms); got {len(chips)}")
+  out = []
+  for i, chip in enumerate(chips):
+    others = [dict(c, split="fit") for j, c in enumerate(chips) if j != i]
+    factors = fit(others)
+    out.append(dict(report([chip], factors)[0], factors=factors))
+  return out
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
   print(
     f"{'chip':<11} {'split':<8} {'area mm2':>9} {'model':>8} {'err':>7} {'calib':>8} {'err':>7}"
@@ -205,6 +221,15 @@ def main() -> None:
     "with a fixed chip area and power (report only):", {k: round(v, 4) for k, v in fixed.items()}
   )
   _print_table(report(chips, fixed, modelled_fixed))
+  loo = leave_one_out(chips)
+  print("leave one chip out (each row: the three factors fitted on the other four chips):")
+  _print_table(loo)
+  for key in ("area_err_after", "energy_err_after"):
+    err = np.abs([r[key] for r in loo])
+    print(
+      f"  |{key}| over the {len(loo)} left-out chips: median {100 * np.median(err):.0f}%, "
+      f"max {100 * err.max():.0f}%; within 30%: {int(np.sum(err <= 0.3))} of {len(loo)}"
+    )
 
 
 if __name__ == "__main__":
