@@ -187,17 +187,29 @@ def test_mapper_is_the_minimum_of_a_brute_force_search(case):
     dram_bw_gbs=bw,
   )
   got = mapper.map_gemm(cfg, m, n, k)
-  # 1. Exact search: brute force over the mapper's own candidate set (numpy, every combination).
+  # 1. Exact search: brute force over the mapper's own candidate set, every combination of the
+  # grid's tile sizes plus the capacity-filling triples, the latter rebuilt here from the rule in
+  # mapper._capacity_tiles' docstring (reused tiles fill half their SRAM given one grid tile).
   cand = jax.tree.map(np.asarray, mapper._candidates(jax.tree.map(jnp.asarray, cfg), m, n, k))
   cost = jax.jit(mapper.mapping_cost)
-  grid = [
-    float(cost(cfg, m, n, k, o_, sm, sn, sk)["cycles"])
-    for o_ in range(3)
-    for sm in np.unique(cand["m"]["size"])
-    for sn in np.unique(cand["n"]["size"])
-    for sk in np.unique(cand["k"]["size"])
-  ]
-  np.testing.assert_allclose(got["cycles"][0], min(grid), rtol=2 * mapper._TIE)
+  gm, gn, gk = (np.unique(cand[d]["size"]) for d in "mnk")
+  triples = list(itertools.product(gm, gn, gk))
+  words = 1024 / PRECISION_BYTES[prec]
+  half_a, half_b, half_c = (0.5 * words * x for x in (a, b, o))
+
+  def fill(half: float, other: float, d: int) -> float:
+    return float(min(max(math.floor(half / other), 1), d))
+
+  for tk in gk:
+    tm_a, tn_b = fill(half_a, tk, m), fill(half_b, tk, n)
+    triples += [(tm_a, tn_b, tk), (tm_a, fill(half_c, tm_a, n), tk)]
+    triples += [(fill(half_c, tn_b, m), tn_b, tk)]
+  triples += [(tm, fill(half_c, tm, n), fill(half_a, tm, k)) for tm in gm]
+  triples += [(fill(half_c, tn, m), tn, fill(half_b, tn, k)) for tn in gn]
+  every = [float(cost(cfg, m, n, k, o_, *t)["cycles"]) for o_ in range(3) for t in triples]
+  np.testing.assert_allclose(got["cycles"][0], min(every), rtol=2 * mapper._TIE)
+  chosen = (got["tile_m"][0], got["tile_n"][0], got["tile_k"][0])
+  assert chosen in triples, chosen
   assert got["cycles"][0] >= got["lower_bound_cycles"][0] * (1 - 1e-6)
 
 

@@ -9,11 +9,16 @@ ZigZag's loop-order search do for their architectures.
 Mapping space of a GEMM (enumerated as arrays, minimum taken with one ``argmin``; no Python loop
 per config):
 
-* **Tile sizes** ``(tm, tn, tk)``: per dimension ``D``, the tile that splits ``D`` into ``p``
-  pieces, ``p`` in :data:`PIECES` (1, 2, 4, 8, 32, 256), rounded up to a multiple of the array
-  side that dimension unrolls over (so tiling never adds folds) and capped at ``D``. Six levels
-  keep the search at 3 x 6**3 = 648 mappings per GEMM (3 x 36 at batch 1); the chosen mapping is
-  evaluated again alone (the grid pass only scores).
+* **Tile sizes** ``(tm, tn, tk)``: a grid and capacity-filling triples. The grid: per dimension
+  ``D``, the tile that splits ``D`` into ``p`` pieces, ``p`` in :data:`PIECES` (1, 2, 4, 8, 32,
+  256), rounded up to a multiple of the array side that dimension unrolls over (so tiling never
+  adds folds) and capped at ``D``: 6**3 = 216 triples. The capacity-filling triples
+  (:func:`_capacity_tiles`, 30): one dimension's tile from the grid and the other two sized so
+  that reused operand tiles fill half their SRAM exactly, which the grid's powers of two rarely
+  hit when SRAMs are small. In all 3 x 246 = 738 mappings per GEMM (3 x 61 at batch 1); the
+  chosen mapping is evaluated again alone (the search pass only scores). The candidate set
+  depends on the config and the GEMM, never on the objective, so the latency objective's pick
+  is never slower than the energy objective's.
 * **Loop order** of the tile loops: ``(m, n, k)``, ``(m, k, n)`` or ``(n, k, m)`` (outer to inner).
   With two of three dimensions per operand these three are all the distinct DRAM-traffic
   patterns: an order's traffic depends only on which loops with more than one trip sit outside
@@ -136,6 +141,42 @@ def _dim_tiles(d: Any, unit: Any, levels: int = LEVELS) -> dict:
   return dict(size=size, trips=trips, full=full, rem=rem)
 
 
+def _sized(d: Any, size: Any) -> dict:
+  """Tile fields of dimension ``d`` cut into tiles of ``size`` (any shape, broadcast)."""
+  size = jnp.asarray(size, F32)
+  full = jnp.floor(d / size)
+  return dict(size=size, trips=jnp.ceil(d / size), full=full, rem=d - full * size)
+
+
+def _capacity_tiles(sc: dict, m: Any, n: Any, k: Any, cand: dict) -> tuple[Any, Any, Any]:
+  """Capacity-filling tile triples ``(tm, tn, tk)``, each ``[X]``: one dimension's tile from the
+  grid, the other two sized so that reused operand tiles fill half their SRAM exactly (the
+  double-buffered limit of :func:`_costs`), which the grid's powers of two rarely hit.
+
+  Per grid tile of ``k``: ``A`` and ``B`` fill (``tm = cap_a / 2 / tk``, ``tn = cap_b / 2 / tk``),
+  ``A`` and ``C`` fill (``tn = cap_c / 2 / tm``) and ``B`` and ``C`` fill; per grid tile of ``m``:
+  ``A`` and ``C`` fill; per grid tile of ``n``: ``B`` and ``C`` fill. Sizes are whole words,
+  at least 1 and at most the dimension, not rounded to the array side.
+  """
+  half_a, half_b, half_c = 0.5 * sc["cap_a"], 0.5 * sc["cap_b"], 0.5 * sc["cap_c"]
+
+  def fill(half: Any, other: Any, d: Any) -> Any:
+    return jnp.clip(jnp.floor(half / other), 1.0, d)
+
+  gm, gn, gk = cand["m"]["size"], cand["n"]["size"], cand["k"]["size"]
+  tm_a, tn_b = fill(half_a, gk, m), fill(half_b, gk, n)
+  rows = (
+    (tm_a, tn_b, gk),
+    (tm_a, fill(half_c, tm_a, n), gk),
+    (fill(half_c, tn_b, m), tn_b, gk),
+    (gm, fill(half_c, gm, n), fill(half_a, gm, k)),
+    (fill(half_c, gn, m), gn, fill(half_b, gn, k)),
+  )
+  return tuple(
+    jnp.concatenate([jnp.broadcast_to(r[d], r[0].shape) for r in rows]) for d in range(3)
+  )
+
+
 def _fold_sum(t: dict, side: Any) -> Any:
   """Sum over a dimension's tiles of ``ceil(tile / side)`` (folds along that array side)."""
   return t["full"] * jnp.ceil(t["size"] / side) + jnp.ceil(t["rem"] / side)
@@ -144,10 +185,6 @@ def _fold_sum(t: dict, side: Any) -> Any:
 def _candidates(cfg: HwConfig, m: Any, n: Any, k: Any, m_levels: int = LEVELS) -> dict:
   um, un, uk = _units(cfg)
   return dict(m=_dim_tiles(m, um, m_levels), n=_dim_tiles(n, un), k=_dim_tiles(k, uk))
-
-
-def _pick(t: dict, idx: Any) -> dict:
-  return {key: v[idx] for key, v in t.items()}
 
 
 def _costs(
@@ -343,28 +380,43 @@ def map_gemm_one(
     {key: v[None, :, None] for key, v in cand["n"].items()},
     {key: v[None, None, :] for key, v in cand["k"].items()},
   )
-  costs = [
-    _costs(sc, m, n, k, *grid, tuple(int(p) for p in _POS[o]), barrier=True)
-    for o in range(len(ORDERS))
-  ]
-  lat = jnp.stack([c["cycles"] for c in costs])
+  extra = _capacity_tiles(sc, m, n, k, cand)
+  extra_dims = (_sized(m, extra[0]), _sized(n, extra[1]), _sized(k, extra[2]))
+  costs = []
+  for o in range(len(ORDERS)):
+    pos = tuple(int(p) for p in _POS[o])
+    on_grid = _costs(sc, m, n, k, *grid, pos, barrier=True)
+    capacity = _costs(sc, m, n, k, *extra_dims, pos, barrier=True)
+    costs.append(
+      {f: jnp.concatenate([on_grid[f].ravel(), capacity[f]]) for f in ("cycles", "energy_pj")}
+    )
+  lat = jnp.stack([c["cycles"] for c in costs])  # [orders, grid + capacity candidates]
   en = jnp.stack([c["energy_pj"] for c in costs])
   if objective == "latency":
     key = lat * (1.0 + _TIE * en / (en + jnp.min(en) + 1e-30))
   else:
     key = en * (1.0 + _TIE * lat / (lat + jnp.min(lat) + 1e-30))
+  per_order = lat.shape[1]
+  on_grid_count = lm * LEVELS**2
   best = jnp.argmin(key.ravel())
-  o, rest = jnp.divmod(best, lm * LEVELS**2)
-  jm, rest = jnp.divmod(rest, LEVELS**2)
+  o, j = jnp.divmod(best, per_order)
+  jm, rest = jnp.divmod(jnp.minimum(j, on_grid_count - 1), LEVELS**2)
   jn, jk = jnp.divmod(rest, LEVELS)
+  jx = jnp.maximum(j - on_grid_count, 0)
+  from_grid = j < on_grid_count
+  tiles = (
+    jnp.where(from_grid, cand["m"]["size"][jm], extra[0][jx]),
+    jnp.where(from_grid, cand["n"]["size"][jn], extra[1][jx]),
+    jnp.where(from_grid, cand["k"]["size"][jk], extra[2][jx]),
+  )
   one = _costs(
     sc,
     m,
     n,
     k,
-    _pick(cand["m"], jm),
-    _pick(cand["n"], jn),
-    _pick(cand["k"], jk),
+    _sized(m, tiles[0]),
+    _sized(n, tiles[1]),
+    _sized(k, tiles[2]),
     jnp.asarray(_POS)[o],
   )
   return dict(
@@ -372,9 +424,9 @@ def map_gemm_one(
     prologue_words=one["pro"],
     epilogue_words=one["epi"],
     order=o.astype(F32),
-    tile_m=cand["m"]["size"][jm],
-    tile_n=cand["n"]["size"][jn],
-    tile_k=cand["k"]["size"][jk],
+    tile_m=tiles[0],
+    tile_n=tiles[1],
+    tile_k=tiles[2],
   )
 
 
@@ -387,14 +439,15 @@ def mapping_cost(
   batches). Returns the dict of :func:`map_gemm_one` without the choice fields.
   """
   m, n, k = (jnp.asarray(x, F32) for x in (m, n, k))
-
-  def dim(d: Any, size: Any) -> dict:
-    size = jnp.asarray(size, F32)
-    full = jnp.floor(d / size)
-    return dict(size=size, trips=jnp.ceil(d / size), full=full, rem=d - full * size)
-
   one = _costs(
-    _scalars(cfg), m, n, k, dim(m, tile_m), dim(n, tile_n), dim(k, tile_k), jnp.asarray(_POS)[order]
+    _scalars(cfg),
+    m,
+    n,
+    k,
+    _sized(m, tile_m),
+    _sized(n, tile_n),
+    _sized(k, tile_k),
+    jnp.asarray(_POS)[order],
   )
   return _public(one)
 
