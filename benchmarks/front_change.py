@@ -34,6 +34,7 @@ from nf_jax.pareto import problem as PP
 HW_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "dataflow", "precision", "clock_ghz")
 NUMERIC_GENES = ("sram_kb", "dram_bw_gbs", "rows", "cols", "clock_ghz")
 MAPPINGS = ("scalesim", "latency")
+OUTPUTS = ("gene_shares.csv", "front_change.png")  # what a run writes into --workdir
 
 
 def front_genomes(
@@ -116,8 +117,18 @@ def validate(config: ml_collections.ConfigDict, overrides: frozenset[str] = froz
 
 
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs the comparison; returns ``{"shares", "levels", "tests"}`` (also printed and saved)."""
+  """Runs the comparison; returns ``{"shares", "levels", "tests"}`` (also printed and saved).
+
+  Refuses (``SystemExit``, before any search) a ``workdir`` that already holds an earlier run's
+  outputs, so a rerun never overwrites committed results: pick a new ``--workdir`` and compare.
+  """
   batch = config.batch
+  earlier = [f for f in OUTPUTS if os.path.exists(os.path.join(workdir, f))]
+  if earlier:
+    raise SystemExit(
+      f"error: --workdir={workdir} already holds {earlier} from an earlier run; pick a new "
+      "--workdir (and diff the two), or delete those files to replace them"
+    )
   os.makedirs(workdir, exist_ok=True)
   fronts: dict[str, list[np.ndarray]] = {m: [] for m in MAPPINGS}
   for seed in range(config.seeds):

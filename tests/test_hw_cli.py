@@ -144,6 +144,10 @@ def test_front_change_smoke_writes_shares_and_plot(tmp_path, capsys):
   assert (tmp_path / "front_change.png").stat().st_size > 10_000
   assert set(out["tests"]) == set(fc.NUMERIC_GENES)
   assert "Wilcoxon p" in capsys.readouterr().out
+  before = (tmp_path / "gene_shares.csv").read_bytes()
+  with pytest.raises(SystemExit, match="already holds"):  # a rerun never overwrites results
+    fc.main(config, str(tmp_path))
+  assert (tmp_path / "gene_shares.csv").read_bytes() == before
   config.seeds = 1
   with pytest.raises(ValueError, match="needs >= 2 seeds"):
     fc.validate(config)

@@ -2,7 +2,7 @@
 
 Command::
 
-  python benchmarks/front_change.py --workdir=benchmarks/results/front_change   # the full run
+  python benchmarks/front_change.py --workdir=runs/front_change   # the full run (a new workdir)
   python benchmarks/front_change.py --config=benchmarks/configs/front_change.py:smoke  # CI
 
 Runtime on 2 CPU cores: about 5 minutes for 10 seeds x 2 memory models at the main job's budget
