@@ -46,18 +46,17 @@ def tile_sizes(d: int, unit: float) -> np.ndarray:
   return np.unique(np.concatenate([raw, rounded])).astype(np.float32)
 
 
-def _dim(d: jax.Array, size: jax.Array) -> dict:
-  full = jnp.floor(d / size)
-  return dict(size=size, trips=jnp.ceil(d / size), full=full, rem=d - full * size)
-
-
 @jax.jit
 def _cycles(
   cfg: hw.HwConfig, mnk: jax.Array, tiles: jax.Array, pos: jax.Array, fold_overhead: jax.Array
 ) -> jax.Array:
   m, n, k = mnk[0], mnk[1], mnk[2]
   sc = dict(mapper._scalars(cfg), fold_overhead=fold_overhead)
-  dims = (_dim(m, tiles[:, 0]), _dim(n, tiles[:, 1]), _dim(k, tiles[:, 2]))
+  dims = (
+    mapper._sized(m, tiles[:, 0]),
+    mapper._sized(n, tiles[:, 1]),
+    mapper._sized(k, tiles[:, 2]),
+  )
   return mapper._costs(sc, m, n, k, *dims, pos)["cycles"]
 
 

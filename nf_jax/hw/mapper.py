@@ -131,21 +131,18 @@ def _scalars(cfg: HwConfig) -> dict:
   )
 
 
-def _dim_tiles(d: Any, unit: Any, levels: int = LEVELS) -> dict:
-  """Tile candidates of one dimension ``d``: size, trips and fold sums, each ``[levels]``."""
-  pieces = jnp.asarray(PIECES[:levels], F32)
-  size = jnp.minimum(d, jnp.ceil(jnp.ceil(d / pieces) / unit) * unit)
-  trips = jnp.ceil(d / size)
-  full = jnp.floor(d / size)
-  rem = d - full * size
-  return dict(size=size, trips=trips, full=full, rem=rem)
-
-
 def _sized(d: Any, size: Any) -> dict:
-  """Tile fields of dimension ``d`` cut into tiles of ``size`` (any shape, broadcast)."""
+  """Tile fields of dimension ``d`` cut into tiles of ``size`` (any shape, broadcast): ``size``,
+  ``trips``, and the ``full`` tiles and remainder ``rem`` that :func:`_fold_sum` reads."""
   size = jnp.asarray(size, F32)
   full = jnp.floor(d / size)
   return dict(size=size, trips=jnp.ceil(d / size), full=full, rem=d - full * size)
+
+
+def _dim_tiles(d: Any, unit: Any, levels: int = LEVELS) -> dict:
+  """The grid's tile candidates of one dimension ``d``: :func:`_sized` fields, each ``[levels]``."""
+  pieces = jnp.asarray(PIECES[:levels], F32)
+  return _sized(d, jnp.minimum(d, jnp.ceil(jnp.ceil(d / pieces) / unit) * unit))
 
 
 def _capacity_tiles(sc: dict, m: Any, n: Any, k: Any, cand: dict) -> tuple[Any, Any, Any]:
