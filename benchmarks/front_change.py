@@ -77,7 +77,7 @@ def simulate(genomes: np.ndarray, mapping: str, batch: int) -> dict[str, np.ndar
 def plot(shares: dict[str, dict[str, np.ndarray]], batch: int, path: str) -> None:
   """Bars of the share per choice of every hardware gene, one colour per model.
   ``shares[mapping][gene]``: ``[seeds, choices]``."""
-  import matplotlib  # noqa: PLC0415 (plotting only when asked)
+  import matplotlib  # noqa: PLC0415 (a plotting backend only for the run that plots)
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415

@@ -97,9 +97,8 @@ def benchmark(
       "accuracy='train' trains every new topology; this benchmark compares search algorithms "
       "on a fixed accuracy model: use --config.accuracy=table (default) or proxy"
     )
-  base = search
-  population, generations = base.population, base.generations
-  fn, cal, _ = A.accuracy_model(base)
+  population, generations = search.population, search.generations
+  fn, cal, _ = A.accuracy_model(search)
   shared = (A.memoise(fn), cal)
   # (row label, config overrides, builder of the pymoo algorithm; None: the search's own)
   runs: list[tuple[str, dict, Builder | None]] = [
@@ -118,7 +117,7 @@ def benchmark(
   everything = []
   for seed in range(seeds):
     for label, overrides, builder in runs:
-      cfg = dataclasses.replace(base, **overrides, seed=seed)
+      cfg = dataclasses.replace(search, **overrides, seed=seed)
       t0 = time.perf_counter()
       algorithm = None if builder is None else builder(cfg)
       res = PA.run(cfg, progress=False, accuracy=shared, algorithm=algorithm)
@@ -131,7 +130,7 @@ def benchmark(
   budget = population * generations
   print(
     f"budget {budget} evaluations per run, {seeds} seeds, pop {population}, gens {generations}, "
-    f"accuracy {base.accuracy}, hw_mapping {base.hw_mapping}"
+    f"accuracy {search.accuracy}, hw_mapping {search.hw_mapping}"
   )
   print(f"{'algorithm':<20}{'HV mean':>10}{'HV std':>10}{'front':>8}{'s/run':>8}{'/random':>9}")
   for a in labels:
