@@ -12,7 +12,7 @@ committed benchmark table)::
 
 Runtime: about 1.5 minutes on 2 CPU cores, offline (README.md, "Quick start").
 Result: 1120 evaluations, of which 600-750 designs form the six-objective front (the count moves
-with the committed benchmark table); NSGA-III reaches about 1.25x random search's hypervolume at
+with the committed benchmark table); NSGA-III reaches about 1.3x random search's hypervolume at
 this budget (benchmarks/README.md, "pareto_bench.py").
 """
 
